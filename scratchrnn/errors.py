@@ -20,3 +20,7 @@ class CheckpointError(ScratchRNNError):
 
 class TrainingDiverged(ScratchRNNError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class ShapeError(ScratchRNNError, ValueError):
+    """An array whose shape does not fit the layer (wrong rank, size or batch)."""
