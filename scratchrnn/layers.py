@@ -70,6 +70,11 @@ class Recurrent:
         for g in self.grads.values():
             g[...] = 0
 
+    def seed_dropout(self, seed):
+        """Restart the dropout-mask generator from ``seed`` (a training loop seeds each
+        step from (seed, step), so a resumed run draws the same masks)."""
+        self._dropout_rng = self.backend.rng(seed)
+
     def layer_params(self, k):
         """The four arrays of layer k under the cell's own names."""
         return {n: self.params[f"l{k}.{n}"] for n in PARAM_NAMES}

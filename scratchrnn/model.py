@@ -114,12 +114,19 @@ class CharLM:
         Returns (loss as a Python float, final state); keeps what backward needs.
         """
         logits, state = self.forward(ids, state)
+        loss, self._cache = self.loss_from_logits(logits, targets, mask)
+        return loss, state
+
+    def loss_from_logits(self, logits, targets, mask=None):
+        """logits: (T, B, V).  targets: (T, B) int.  mask: (T, B) or None.
+
+        Returns (mean cross-entropy as a Python float, LossCache).
+        """
         T, B, V = logits.shape
         targets = self.xp.asarray(targets).reshape(T * B)
         mask = None if mask is None else self.xp.asarray(mask).reshape(T * B)
         loss, probs = ops.cross_entropy(logits.reshape(T * B, V), targets, mask)
-        self._cache = LossCache(targets, mask, probs, (T, B))
-        return float(loss), state
+        return float(loss), LossCache(targets, mask, probs, (T, B))
 
     def backward(self, dstate=None):
         """Backpropagate the last ``loss`` (dloss = 1). Adds into ``grads``.

@@ -1,0 +1,76 @@
+"""Generation: warm the state up on a prime text, then draw one token at a time.
+
+Strategies (``choose_next``):
+    argmax   the most likely token (deterministic, tends to loop)
+    sample   draw from softmax(logits / temperature)
+    topk     draw from the k most likely tokens only, renormalised
+    rand     uniform over the vocabulary: what an untrained model amounts to, a baseline
+"""
+from __future__ import annotations
+
+from . import ops
+from .backend import CPU, host_rng
+from .errors import ConfigError
+
+STRATEGIES = ("sample", "argmax", "topk", "rand")
+
+
+def choose_next(logits, strategy, rng, temperature=1.0, top_k=None):
+    """Pick the next token id from host logits (V,). Returns a Python int."""
+    np = CPU.xp
+    if strategy == "argmax":
+        return int(np.argmax(logits))
+    if strategy == "rand":
+        return int(rng.integers(len(logits)))
+    z = logits.astype(np.float64) / temperature
+    if strategy == "topk":
+        kth = np.sort(z)[-top_k]
+        z = np.where(z >= kth, z, -np.inf)                 # keep the k best
+    p = ops.softmax(z)
+    return int(rng.choice(len(p), p=p / p.sum()))
+
+
+def validate_options(strategy, temperature, top_k, length):
+    """Raise ConfigError (one sentence) for settings that cannot work."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"Unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+    if not temperature > 0:
+        raise ConfigError(f"temperature must be positive, got {temperature!r}.")
+    if strategy == "topk" and (top_k is None or top_k < 1):
+        raise ConfigError("the topk strategy needs --top-k of at least 1.")
+    if length < 0:
+        raise ConfigError(f"length must be zero or positive, got {length!r}.")
+
+
+def generate(model, vocab, length, prime="", strategy="sample", temperature=1.0, top_k=None,
+             seed=None):
+    """Generate ``length`` tokens after ``prime`` and return them as text (prime excluded).
+
+    The prime is fed through the model first so the state "knows" it; an empty prime
+    starts from the zero state and a random first token. Unknown characters in the
+    prime raise DataError (from ``vocab.encode``).
+    """
+    validate_options(strategy, temperature, top_k, length)
+    if top_k is not None:
+        top_k = min(top_k, len(vocab))
+    rng = host_rng(seed)
+    was_training = model.rnn.training
+    model.eval()
+    try:
+        state = model.initial_state(1)
+        prime_ids = vocab.encode(prime) if prime else []
+        if len(prime_ids):
+            logits, state = model.forward(model.xp.asarray(prime_ids).reshape(-1, 1), state)
+            last = model.backend.asnumpy(logits[-1, 0])
+        else:
+            last = None
+        out = []
+        for _ in range(length):
+            token = (int(rng.integers(len(vocab))) if last is None
+                     else choose_next(last, strategy, rng, temperature, top_k))
+            out.append(token)
+            logits, state = model.step_logits([token], state)
+            last = model.backend.asnumpy(logits[0])
+        return vocab.decode(out)
+    finally:
+        model.train(was_training)
