@@ -1,0 +1,1 @@
+"""Subcommands of the ``scratchrnn`` command line, one module each (see ``cli.py``)."""
