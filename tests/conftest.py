@@ -1,0 +1,64 @@
+"""Shared test setup: the ``backend`` fixture and the Hypothesis profiles.
+
+Backends: a test that takes ``backend`` runs once on NumPy and once on CuPy. The
+CuPy run is skipped, with ``cupy_unavailable_reason()`` as the reason, on a machine
+without a usable GPU -- unless ``SCRATCHRNN_BACKEND=cupy`` is set: then the GPU
+was asked for explicitly, so its absence fails the CuPy runs instead of hiding
+them. Tests that take no backend use ``get_backend()``, i.e. the default that
+``SCRATCHRNN_BACKEND`` picks.
+
+Hypothesis profiles (``HYPOTHESIS_PROFILE`` picks one; otherwise "ci" when the
+``CI`` variable is set to anything but ""/0/false, else "dev"):
+    ci        few examples, derandomized (the same examples every run), no deadline
+    dev       a moderate number of fresh random examples
+    thorough  200 examples, for a long run before a release
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from scratchrnn.backend import cupy_unavailable_reason, default_backend_name, get_backend
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=12, derandomize=True, print_blob=True, **_common)
+settings.register_profile("dev", max_examples=40, **_common)
+settings.register_profile("thorough", max_examples=200, **_common)
+
+
+def _profile_name():
+    explicit = os.environ.get("HYPOTHESIS_PROFILE", "").strip()
+    if explicit:
+        return explicit
+    ci = os.environ.get("CI", "").strip().lower()
+    return "ci" if ci not in ("", "0", "false", "no") else "dev"
+
+
+settings.load_profile(_profile_name())
+
+
+@pytest.fixture(scope="session", params=["numpy", "cupy"])
+def backend(request):
+    """A ``scratchrnn.backend.Backend``: numpy, then cupy (skipped without a GPU)."""
+    if request.param == "cupy":
+        reason = cupy_unavailable_reason()
+        if reason is not None:
+            if default_backend_name() == "cupy":
+                pytest.fail(f"SCRATCHRNN_BACKEND=cupy but {reason}")
+            pytest.skip(reason)
+    return get_backend(request.param)
+
+
+@pytest.fixture(scope="session")
+def default_backend():
+    """The backend ``SCRATCHRNN_BACKEND`` picks (numpy when unset)."""
+    return get_backend()
+
+
+def pytest_report_header(config):
+    reason = cupy_unavailable_reason()
+    return [f"scratchrnn: hypothesis profile {settings.get_current_profile_name()!r}, "
+            f"default backend {default_backend_name()!r}, "
+            f"cupy {'available' if reason is None else 'unavailable: ' + reason}"]
