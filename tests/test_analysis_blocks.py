@@ -49,12 +49,25 @@ def test_comment_runs_to_end_of_line_outside_strings():
 def test_bracket_depth_counts_opener_and_closer():
     text = "f(a[1], {2})\nx"
     assert bits(features.bracket_depth(text)) == [0, 1, 1, 2, 2, 2, 1, 1, 2, 2, 2, 1, 0, 0]
-    assert bits(features.bracket_depth("(]x)")) == [1, 1, 1, 1]  # a mismatched closer is ignored
+    assert bits(features.bracket_depth("(]x)")) == [1, 1, 1, 1]  # a closer with no partner is ignored
+    assert bits(features.bracket_depth("([)x")) == [1, 2, 1, 0]  # ")" abandons the open "["
 
 
-def test_opener_of_matches_brackets_and_closing_quotes():
+def test_opener_distance_for_brackets_and_closing_quotes():
     lex = features.python_lex("(a'b')")
-    assert lex.opener_of == (-1, -1, -1, -1, 2, 0)
+    assert lex.opener_distance == (0, 0, 0, 0, 2, 5)
+    assert features.python_lex('"""a"""').opener_distance == (0, 0, 0, 0, 0, 0, 0)[:4] + (4, 0, 0)
+
+
+def test_prefix_carries_lexer_state_column_and_indent():
+    prefix = 'def f():\n    """doc (\n  '
+    text = 'x"""\n    y = (1,\n'
+    assert bits(features.in_string(text)) == [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert bits(features.in_string(text, prefix)) == [1, 1, 1, 1] + [0] * 13
+    assert bits(features.bracket_depth(text, prefix)) == [0] * 13 + [1, 1, 1, 1]
+    assert bits(features.column(text, prefix)) == [2, 3, 4, 5, 6] + list(range(12))
+    assert bits(features.indentation(text, prefix)) == [2] * 5 + [4] * 12
+    assert features.python_lex(text, prefix).opener_distance[1] == len("\"\"\"doc (\n  x")
 
 
 def test_column_and_indentation():

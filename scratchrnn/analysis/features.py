@@ -12,6 +12,12 @@ strings, and brackets outside strings and comments. On English prose the same
 rules still give sensible quote and bracket features; an unclosed single-line
 quote (an apostrophe, say) ends at the end of its line, as Python's tokenizer
 would give up there too.
+
+A text cut from the middle of a document (a validation split, say) may begin
+inside a docstring, and a lexer that starts there reads every later string
+inside out. Pass the text that came before it as ``prefix`` (the whole training
+split, or just the current file): lexing then starts at the beginning of the
+prefix, and column and indentation continue the prefix's last line.
 """
 from __future__ import annotations
 
@@ -40,38 +46,48 @@ class Lexed:
                 not including, the newline.
     depth:      (N,) int   bracket nesting depth: an opening bracket counts itself, a closing
                 bracket still counts its pair, so "a(b)c" -> 0,1,1,1,0.
-    opener_of:  (N,) int   for a closing bracket, the index of its matching opening bracket;
-                for the first character of a string's closing delimiter, the index of the
-                first character of its opening delimiter; -1 everywhere else.
+    opener_distance: (N,) int  for a closing bracket, how many characters back its matching
+                opening bracket is; for the first character of a string's closing delimiter,
+                how far back the first character of its opening delimiter is; 0 elsewhere.
     """
 
     in_string: tuple
     in_comment: tuple
     depth: tuple
-    opener_of: tuple
+    opener_distance: tuple
 
 
-@lru_cache(maxsize=4)
-def python_lex(text: str) -> Lexed:
-    """Lex ``text`` (N characters) as Python source in one left-to-right pass.
+def python_lex(text: str, prefix: str = "") -> Lexed:
+    """Lex ``text`` (N characters) as Python source, starting at the beginning of
+    ``prefix`` (text that precedes it in its document, "" if none); describe only ``text``.
 
     Rules: outside strings, ``#`` starts a comment that runs to the end of the line, and
     ' or " (tripled or not) opens a string. Inside a string a backslash escapes the next
     character (both are in the string); the string ends at its own delimiter, or, for a
     single-quoted string, at an unescaped newline (which is then code). Brackets count only
-    in code; a closing bracket that does not match the innermost open one is ignored.
+    in code. A closing bracket closes the innermost open bracket of its kind, abandoning any
+    opened after that one; a closing bracket with no open partner is ignored.
     """
-    n = len(text)
+    whole = _lex_document(prefix + text)
+    k = len(prefix)
+    return Lexed(*(field[k:] for field in whole))
+
+
+@lru_cache(maxsize=4)
+def _lex_document(doc: str) -> tuple:
+    """(in_string, in_comment, depth, opener_distance) tuples for every character of ``doc``."""
+    n = len(doc)
     in_string = [False] * n
     in_comment = [False] * n
     depth = [0] * n
-    opener_of = [-1] * n
+    opener_distance = [0] * n
     stack: list[int] = []  # indices of open brackets
+    open_count = dict.fromkeys(OPENERS, 0)
     i = 0
     while i < n:
-        ch = text[i]
+        ch = doc[i]
         if ch == "#":  # comment to end of line
-            j = text.find("\n", i)
+            j = doc.find("\n", i)
             j = n if j < 0 else j
             for k in range(i, j):
                 in_comment[k] = True
@@ -79,23 +95,43 @@ def python_lex(text: str) -> Lexed:
             i = j
             continue
         if ch in QUOTES:  # a string literal: scan to its end
-            delim = ch * 3 if text.startswith(ch * 3, i) else ch
-            i = _scan_string(text, i, delim, in_string, opener_of, len(stack), depth)
+            delim = ch * 3 if doc.startswith(ch * 3, i) else ch
+            i = _scan_string(doc, i, delim, in_string, opener_distance, len(stack), depth)
             continue
         if ch in OPENERS:
             stack.append(i)
+            open_count[ch] += 1
             depth[i] = len(stack)
         elif ch in CLOSERS:
-            depth[i] = len(stack)
-            if stack and text[stack[-1]] == CLOSERS[ch]:
-                opener_of[i] = stack.pop()
+            match = _innermost(doc, stack, CLOSERS[ch], open_count)
+            if match >= 0:
+                for j in stack[match + 1:]:  # abandon brackets left open inside this pair
+                    open_count[doc[j]] -= 1
+                del stack[match + 1:]
+                depth[i] = len(stack)
+                opener_distance[i] = i - stack.pop()
+                open_count[CLOSERS[ch]] -= 1
+            else:
+                depth[i] = len(stack)
         else:
             depth[i] = len(stack)
         i += 1
-    return Lexed(tuple(in_string), tuple(in_comment), tuple(depth), tuple(opener_of))
+    return tuple(in_string), tuple(in_comment), tuple(depth), tuple(opener_distance)
 
 
-def _scan_string(text, start, delim, in_string, opener_of, cur_depth, depth) -> int:
+def _innermost(doc: str, stack: list, opener: str, open_count: dict) -> int:
+    """Position in ``stack`` of the innermost open bracket ``opener``, or -1.
+    ``open_count`` (bracket -> how many are on the stack) skips hopeless scans; a scan that
+    finds its bracket is paid for by the brackets popped above it."""
+    if open_count[opener] == 0:
+        return -1
+    for pos in range(len(stack) - 1, -1, -1):
+        if doc[stack[pos]] == opener:
+            return pos
+    return -1
+
+
+def _scan_string(text, start, delim, in_string, opener_distance, cur_depth, depth) -> int:
     """Mark the string literal opened by ``delim`` at ``start``; return the index after it."""
     n = len(text)
     for k in range(start, min(start + len(delim), n)):
@@ -114,7 +150,7 @@ def _scan_string(text, start, delim, in_string, opener_of, cur_depth, depth) -> 
             for k in range(i, i + len(delim)):
                 in_string[k] = True
                 depth[k] = cur_depth
-            opener_of[i] = start
+            opener_distance[i] = i - start
             return i + len(delim)
         if ch == "\n" and len(delim) == 1:  # unterminated single-line string
             depth[i] = cur_depth
@@ -125,39 +161,45 @@ def _scan_string(text, start, delim, in_string, opener_of, cur_depth, depth) -> 
     return n
 
 
-def in_string(text: str):
+def in_string(text: str, prefix: str = ""):
     """(N,) float: 1.0 for characters of a string literal (quote characters included), else 0."""
-    return np.asarray(python_lex(text).in_string, dtype=np.float64)
+    return np.asarray(python_lex(text, prefix).in_string, dtype=np.float64)
 
 
-def in_comment(text: str):
+def in_comment(text: str, prefix: str = ""):
     """(N,) float: 1.0 from a ``#`` outside strings up to (not including) the newline, else 0."""
-    return np.asarray(python_lex(text).in_comment, dtype=np.float64)
+    return np.asarray(python_lex(text, prefix).in_comment, dtype=np.float64)
 
 
-def bracket_depth(text: str):
+def bracket_depth(text: str, prefix: str = ""):
     """(N,) float: nesting depth of (), [], {} in code (an opener and its closer both count)."""
-    return np.asarray(python_lex(text).depth, dtype=np.float64)
+    return np.asarray(python_lex(text, prefix).depth, dtype=np.float64)
 
 
-def column(text: str):
+def _last_line(prefix: str) -> str:
+    """The unfinished line at the end of ``prefix`` (what ``text`` continues)."""
+    return prefix[prefix.rfind("\n") + 1:]
+
+
+def column(text: str, prefix: str = ""):
     """(N,) float: index of each character in its line (0 after a newline; a newline
     character has the column just past the end of the line it ends)."""
     out = np.empty(len(text), dtype=np.float64)
-    col = 0
+    col = len(_last_line(prefix))
     for i, ch in enumerate(text):
         out[i] = col
         col = 0 if ch == "\n" else col + 1
     return out
 
 
-def indentation(text: str):
+def indentation(text: str, prefix: str = ""):
     """(N,) float: width in columns of the leading whitespace of each character's line
     (a tab advances to the next multiple of 8, as in Python's tokenizer). Divide by 4 for
     indentation levels in PEP 8 code. A newline belongs to the line it ends."""
+    tail = _last_line(prefix)
     out = np.empty(len(text), dtype=np.float64)
-    start = 0
-    for line in _split_on_newline(text):
+    start = -len(tail)
+    for line in _split_on_newline(tail + text):
         width = 0
         for ch in line:
             if ch == " ":
@@ -166,7 +208,7 @@ def indentation(text: str):
                 width = (width // 8 + 1) * 8
             else:
                 break
-        out[start:start + len(line)] = width
+        out[max(start, 0):max(start + len(line), 0)] = width
         start += len(line)
     return out
 
@@ -208,4 +250,4 @@ ALL_FEATURES = {
     "indentation": indentation,
     "in_comment": in_comment,
 }
-"""Feature name -> function(text) returning a float array (N,)."""
+"""Feature name -> function(text, prefix="") returning a float array (N,)."""

@@ -176,7 +176,7 @@ def render_table(table: Table) -> str:
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) or hasattr(v, "dtype")
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) or hasattr(v, "dtype")
 
 
 def _format_cell(v, float_format: str) -> str:

@@ -225,17 +225,20 @@ DISTANCE_EDGES = (1, 10, 20, 40, 80, 160)
 """Lower edges of the distance buckets (characters back to the opener); the last is open."""
 
 
-def error_breakdown(text: str, rnn_logp, ngram_logp, distance_edges=DISTANCE_EDGES) -> dict:
+def error_breakdown(text: str, rnn_logp, ngram_logp, distance_edges=DISTANCE_EDGES,
+                    prefix: str = "") -> dict:
     """Where does the RNN beat the n-gram model? (paper §5).
 
     text:       the scored text, N characters.
     rnn_logp:   (N-1,) ln P_rnn(text[t] | text[:t]) for t = 1..N-1.
     ngram_logp: (N-1,) the same for the n-gram model.
     distance_edges: increasing lower edges of the distance buckets for closing characters.
+    prefix:     text that precedes ``text`` in its document, so strings and brackets open
+                before ``text`` starts are known (see ``features``); only ``text`` is scored.
 
     Each predicted position t gets the first matching category of ``CATEGORIES``:
     a closing bracket or the first character of a string's closing quote (matched by the
-    Python-aware lexer of ``features``); a newline; leading whitespace of a line or the first
+    Python-aware lexer of ``features``; its opener may lie in the prefix); a newline; leading whitespace of a line or the first
     character after it; a space; a letter/digit/_ after a non-word character (word start)
     or after a word character (in-word); anything else.
 
@@ -251,7 +254,7 @@ def error_breakdown(text: str, rnn_logp, ngram_logp, distance_edges=DISTANCE_EDG
     if rnn.shape != (max(n - 1, 0),) or ngr.shape != rnn.shape:
         raise ValueError(f"rnn_logp and ngram_logp must both have shape ({max(n - 1, 0)},) "
                          f"for a text of {n} characters, got {rnn.shape} and {ngr.shape}.")
-    cats, dist = _categorise(text)
+    cats, dist = _categorise(text, prefix)
     cats, dist = cats[1:], dist[1:]  # position t predicts text[t], t >= 1
     by_category = [_summary_row("category", name, rnn[cats == k], ngr[cats == k])
                    for k, name in enumerate(CATEGORIES)]
@@ -265,18 +268,18 @@ def error_breakdown(text: str, rnn_logp, ngram_logp, distance_edges=DISTANCE_EDG
     return {"by_category": by_category, "by_distance": by_distance}
 
 
-def _categorise(text: str):
+def _categorise(text: str, prefix: str = ""):
     """((N,) int category codes into CATEGORIES, (N,) int distance to opener or -1)."""
-    lex = python_lex(text)
+    lex = python_lex(text, prefix)
     n = len(text)
     cats = np.empty(n, dtype=np.int64)
     dist = np.full(n, -1, dtype=np.int64)
-    at_line_start = True  # inside the leading whitespace of a line (or just past it)
+    tail = prefix[prefix.rfind("\n") + 1:]
+    at_line_start = not tail.strip(" \t")  # in the leading whitespace of a line (or just past it)
     for i, ch in enumerate(text):
-        prev = text[i - 1] if i > 0 else "\n"
-        opener = lex.opener_of[i]
-        if opener >= 0 and (ch in CLOSERS or ch in QUOTES):
-            cats[i], dist[i] = 0, i - opener
+        prev = text[i - 1] if i > 0 else (prefix[-1] if prefix else "\n")
+        if lex.opener_distance[i] > 0 and (ch in CLOSERS or ch in QUOTES):
+            cats[i], dist[i] = 0, lex.opener_distance[i]
         elif ch == "\n":
             cats[i] = 1
         elif at_line_start:
