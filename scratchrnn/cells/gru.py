@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .. import ops
+from .. import kernels, ops
 from ..scan import scan
 from ._fused import fused_backward_gemms, init_fused_params, input_projection, previous_states
 
@@ -108,8 +108,15 @@ def step_backward(params, dh, dh_next, cache):
 
 
 # --------------------------------------------------------------- whole sequence
-def forward(params, xs, h0):
-    """Run the sequence. xs: (T, B, I).  h0: (B, H).  Returns ys (T, B, H), h_T, Cache."""
+def forward(params, xs, h0, impl=None):
+    """Run the sequence. xs: (T, B, I).  h0: (B, H).  Returns ys (T, B, H), h_T, Cache.
+
+    impl: "plain" (this code), "fast" (``scratchrnn.kernels``, tested equal), or None
+    for ``kernels.get_default()``.
+    """
+    fast = kernels.fast_path("gru", xs, impl)
+    if fast is not None:
+        return fast.forward(params, xs, h0)
     W_h, b_h = params["W_h"], params["b_h"]
     ax = input_projection(xs, params["W_x"], params["b_x"])        # one GEMM, all T
 
@@ -121,11 +128,15 @@ def forward(params, xs, h0):
     return hs, hT, Cache(xs, h0, hs, gates, hns)
 
 
-def backward(params, dys, dhT, cache):
+def backward(params, dys, dhT, cache, impl=None):
     """Backpropagation through time. dys: (T, B, H).  dhT: (B, H) at the final state.
 
     Returns dxs (T, B, I), dh0 (B, H), grads {"W_x", "W_h", "b_x", "b_h"}.
+    impl: as in ``forward``.
     """
+    fast = kernels.fast_path("gru", dys, impl)
+    if fast is not None:
+        return fast.backward(params, dys, dhT, cache)
     W_hT = params["W_h"].T
     h_prevs = previous_states(cache.h0, cache.hs)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .. import ops
+from .. import kernels, ops
 from ..scan import scan
 from ._fused import fused_backward_gemms, init_fused_params, input_projection, previous_states
 
@@ -128,11 +128,17 @@ def step_backward(params, dh, dstate, cache):
 
 
 # --------------------------------------------------------------- whole sequence
-def forward(params, xs, state0):
+def forward(params, xs, state0, impl=None):
     """Run the sequence. xs: (T, B, I).  state0: (h0, c0), each (B, H).
 
     Returns ys (T, B, H), (h_T, c_T), Cache.
+
+    impl: "plain" (this code), "fast" (``scratchrnn.kernels``, tested equal), or None
+    for ``kernels.get_default()``.
     """
+    fast = kernels.fast_path("lstm", xs, impl)
+    if fast is not None:
+        return fast.forward(params, xs, state0)
     h0, c0 = state0
     W_h = params["W_h"]
     ax = input_projection(xs, params["W_x"], params["b_x"] + params["b_h"])  # one GEMM, all T
@@ -146,12 +152,16 @@ def forward(params, xs, state0):
     return hs, (hT, cT), Cache(xs, h0, c0, hs, cs, gates, tanh_cs)
 
 
-def backward(params, dys, dstateT, cache):
+def backward(params, dys, dstateT, cache, impl=None):
     """Backpropagation through time. dys: (T, B, H) dL/d outputs.
 
     dstateT: (dh_T, dc_T), each (B, H), gradient arriving at the final state.
     Returns dxs (T, B, I), (dh0, dc0), grads {"W_x", "W_h", "b_x", "b_h"}.
+    impl: as in ``forward``.
     """
+    fast = kernels.fast_path("lstm", dys, impl)
+    if fast is not None:
+        return fast.backward(params, dys, dstateT, cache)
     W_hT = params["W_h"].T
     c_prevs = previous_states(cache.c0, cache.cs)
 

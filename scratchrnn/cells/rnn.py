@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .. import ops
+from .. import kernels, ops
 from ..scan import scan
 from ._fused import fused_backward_gemms, init_fused_params, input_projection, previous_states
 
@@ -75,8 +75,14 @@ def step_backward(params, dh, dh_next, cache, nonlinearity="tanh"):
 
 
 # --------------------------------------------------------------- whole sequence
-def forward(params, xs, h0, nonlinearity="tanh"):
-    """Run the sequence. xs: (T, B, I).  h0: (B, H).  Returns ys (T, B, H), h_T, Cache."""
+def forward(params, xs, h0, nonlinearity="tanh", impl=None):
+    """Run the sequence. xs: (T, B, I).  h0: (B, H).  Returns ys (T, B, H), h_T, Cache.
+
+    impl: "plain" (this code), "fast" (``scratchrnn.kernels``, tested equal), or None
+    for ``kernels.get_default()``."""
+    fast = kernels.fast_path("rnn", xs, impl)
+    if fast is not None:
+        return fast.forward(params, xs, h0, nonlinearity)
     act, _ = _activation(nonlinearity)
     W_h = params["W_h"]
     ax = input_projection(xs, params["W_x"], params["b_x"] + params["b_h"])  # one GEMM, all T
@@ -89,11 +95,15 @@ def forward(params, xs, h0, nonlinearity="tanh"):
     return hs, hT, Cache(xs, h0, hs)
 
 
-def backward(params, dys, dhT, cache, nonlinearity="tanh"):
+def backward(params, dys, dhT, cache, nonlinearity="tanh", impl=None):
     """Backpropagation through time. dys: (T, B, H).  dhT: (B, H) at the final state.
 
     Returns dxs (T, B, I), dh0 (B, H), grads {"W_x", "W_h", "b_x", "b_h"}.
+    impl: as in ``forward``.
     """
+    fast = kernels.fast_path("rnn", dys, impl)
+    if fast is not None:
+        return fast.backward(params, dys, dhT, cache, nonlinearity)
     _, act_backward = _activation(nonlinearity)
     W_hT = params["W_h"].T
 

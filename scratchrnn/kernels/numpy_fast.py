@@ -1,0 +1,259 @@
+"""The NumPy fast path of the three cells: the plain code's math, fewer passes over memory.
+
+Same inputs, outputs, ``Cache`` named tuples and gradients as ``cells/rnn.py``,
+``cells/gru.py`` and ``cells/lstm.py`` (tested equal in ``tests/test_fast_paths.py``).
+What changes, and why each pays on a CPU (numbers in docs/performance.md):
+
+1. Every sequence buffer (outputs, cache, gate gradients) is allocated once per call
+   at its full (T, B, ·) size and written in place: ``np.matmul(h, W_h, out=...)`` and
+   ufuncs with ``out=``; no per-step temporaries, no stacking copies.
+2. One tanh pass gives all gates: σ(a) = ½·tanh(½a) + ½, and the ½ is folded into a
+   scaled copy of the sigmoid gates' weight and bias columns (exact: a power of two),
+   so a step applies ``tanh`` once over (B, G·H) and then ``t·m + s`` with per-column
+   vectors (m, s) = (½, ½) for sigmoid gates and (1, 0) for tanh gates.
+3. The input GEMM of all T steps writes straight into the gate buffer, the two biases
+   added once.
+4. Backward: every derivative factor that does not depend on the incoming gradient
+   (e.g. g·i·(1-i) for the input gate of an LSTM) is computed for all T steps at once,
+   in large vectorised passes, *into the gate-gradient buffer itself*; the reverse loop
+   then only multiplies by dh / dc and does ``dh_prev = da @ W_hᵀ`` (4-9 calls per step
+   instead of ~20).
+5. ``dW_h`` = h0ᵀ·da_0 + hs[:-1]ᵀ·da[1:]: no concatenated copy of the previous states.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..cells import gru as _gru
+from ..cells import lstm as _lstm
+from ..cells import rnn as _rnn
+
+
+def _dtype(*arrays):
+    return np.result_type(*arrays)
+
+
+def _gate_affine(pattern, H, dt):
+    """Per-column (scale, shift) for G gates: "s" (sigmoid) -> (½, ½), "t" (tanh) -> (1, 0)."""
+    scale = np.concatenate([np.full(H, 0.5 if k == "s" else 1.0, dt) for k in pattern])
+    shift = np.concatenate([np.full(H, 0.5 if k == "s" else 0.0, dt) for k in pattern])
+    return scale, shift
+
+
+def _input_gemm(xs, W_x, bias, out):
+    """out (T, B, GH) <- xs W_x + bias, one GEMM."""
+    T, B, I = xs.shape
+    np.matmul(xs.reshape(T * B, I), W_x, out=out.reshape(T * B, out.shape[-1]))
+    out += bias
+    return out
+
+
+def _weight_grads(xs, h0, hs, dax, dah, W_x):
+    """The loop-free gradients: dW_x, dW_h, db_x, db_h as GEMMs/sums over all T*B rows, and dxs."""
+    T, B, I = xs.shape
+    H = h0.shape[-1]
+    GH = dax.shape[-1]
+    dax2, dah2 = dax.reshape(T * B, GH), dah.reshape(T * B, GH)
+    dW_x = xs.reshape(T * B, I).T @ dax2                        # undo a_x = x W_x
+    dW_h = h0.T @ dah[0]                                        # undo a_h = h_prev W_h, step 0
+    if T > 1:                                                   # ... and steps 1..T-1
+        dW_h += hs[:-1].reshape((T - 1) * B, H).T @ dah[1:].reshape((T - 1) * B, GH)
+    db_x = dax2.sum(axis=0)
+    db_h = db_x.copy() if dah is dax else dah2.sum(axis=0)
+    dxs = (dax2 @ W_x.T).reshape(T, B, I)                       # undo x W_x
+    return dxs, {"W_x": dW_x, "W_h": dW_h, "b_x": db_x, "b_h": db_h}
+
+
+# ===================================================================== RNN
+def rnn_forward(params, xs, h0, nonlinearity="tanh"):
+    _rnn._activation(nonlinearity)                              # validates the name
+    T, B, _ = xs.shape
+    W_h = params["W_h"]
+    H = W_h.shape[0]
+    dt = _dtype(xs, W_h)
+    hs = np.empty((T, B, H), dt)
+    _input_gemm(xs, params["W_x"], params["b_x"] + params["b_h"], hs)   # hs[t] = a_x,t for now
+    tmp = np.empty((B, H), dt)
+    h = h0
+    for t in range(T):
+        np.matmul(h, W_h, out=tmp)
+        h = hs[t]
+        h += tmp                                                # a = a_x + h W_h
+        if nonlinearity == "tanh":
+            np.tanh(h, out=h)
+        else:
+            np.maximum(h, 0, out=h)
+    return hs, hs[-1], _rnn.Cache(xs, h0, hs)
+
+
+def rnn_backward(params, dys, dhT, cache, nonlinearity="tanh"):
+    _rnn._activation(nonlinearity)
+    xs, h0, hs = cache
+    T, B, H = hs.shape
+    dt = _dtype(dys, hs)
+    das = np.empty((T, B, H), dt)
+    if nonlinearity == "tanh":                                  # act'(a) for all steps at once
+        np.multiply(hs, hs, out=das)
+        np.subtract(1.0, das, out=das)                          # 1 - h²
+    else:
+        np.greater(hs, 0, out=das)                              # relu' = [h > 0]
+    W_hT = params["W_h"].T
+    dh = np.empty((B, H), dt)
+    dh_next = np.array(dhT, dtype=dt, copy=True)
+    for t in range(T - 1, -1, -1):
+        np.add(dys[t], dh_next, out=dh)
+        das[t] *= dh                                            # undo h = act(a)
+        np.matmul(das[t], W_hT, out=dh_next)                    # undo h_prev W_h
+    dxs, grads = _weight_grads(xs, h0, hs, das, das, params["W_x"])
+    return dxs, dh_next, grads
+
+
+# ===================================================================== LSTM
+def lstm_forward(params, xs, state0):
+    h0, c0 = state0
+    T, B, _ = xs.shape
+    W_h = params["W_h"]
+    H = W_h.shape[0]
+    dt = _dtype(xs, W_h)
+    m, s = _gate_affine("ssts", H, dt)                          # i, f, g, o
+    gates = np.empty((T, B, 4 * H), dt)
+    _input_gemm(xs, params["W_x"] * m, (params["b_x"] + params["b_h"]) * m, gates)
+    W_h_m = W_h * m
+    hs, cs, tanh_cs = (np.empty((T, B, H), dt) for _ in range(3))
+    tmp = np.empty((B, 4 * H), dt)
+    ig = np.empty((B, H), dt)
+    h, c = h0, c0
+    for t in range(T):
+        a = gates[t]
+        np.matmul(h, W_h_m, out=tmp)
+        a += tmp                                                # m·(a_x + h W_h)
+        np.tanh(a, out=a)
+        a *= m
+        a += s                                                  # σ for i, f, o; tanh for g
+        i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        np.multiply(f, c, out=cs[t])
+        np.multiply(i, g, out=ig)
+        c = cs[t]
+        c += ig                                                 # c' = f c + i g
+        np.tanh(c, out=tanh_cs[t])
+        h = np.multiply(o, tanh_cs[t], out=hs[t])               # h' = o tanh(c')
+    return hs, (hs[-1], cs[-1]), _lstm.Cache(xs, h0, c0, hs, cs, gates, tanh_cs)
+
+
+def lstm_backward(params, dys, dstateT, cache):
+    xs, h0, c0, hs, cs, gates, tanh_cs = cache
+    T, B, H = hs.shape
+    dt = _dtype(dys, hs)
+    i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
+    # Factors independent of the incoming gradient, all steps at once, into da itself:
+    #   da_i = dc·[g i(1-i)]   da_f = dc·[c_prev f(1-f)]   da_g = dc·[i (1-g²)]
+    #   da_o = dh·[tanh_c o(1-o)]                           dc  = dc_next + dh·[o (1-tanh_c²)]
+    das = np.empty((T, B, 4 * H), dt)
+    di, df, dg, do = (das[..., k * H:(k + 1) * H] for k in range(4))
+    np.subtract(1.0, i, out=di); di *= i; di *= g
+    np.subtract(1.0, f, out=df); df *= f
+    df[0] *= c0
+    if T > 1:
+        df[1:] *= cs[:-1]
+    np.multiply(g, g, out=dg); np.subtract(1.0, dg, out=dg); dg *= i
+    np.subtract(1.0, o, out=do); do *= o; do *= tanh_cs
+    e = np.multiply(tanh_cs, tanh_cs)
+    np.subtract(1.0, e, out=e); e *= o
+    W_hT = params["W_h"].T
+    dh_next = np.array(dstateT[0], dtype=dt, copy=True)
+    dc_next = np.array(dstateT[1], dtype=dt, copy=True)
+    dh = np.empty((B, H), dt)
+    dc = np.empty((B, H), dt)
+    for t in range(T - 1, -1, -1):
+        np.add(dys[t], dh_next, out=dh)
+        np.multiply(dh, e[t], out=dc)
+        dc += dc_next                                           # undo h = o tanh(c), c path
+        ifg = das[t].reshape(B, 4, H)[:, :3]
+        np.multiply(ifg, dc[:, None, :], out=ifg)               # undo c = f c_prev + i g, gates
+        do[t] *= dh                                             # undo h = o tanh(c), o path
+        np.multiply(dc, f[t], out=dc_next)                      # dc_prev
+        np.matmul(das[t], W_hT, out=dh_next)                    # undo h_prev W_h
+    dxs, grads = _weight_grads(xs, h0, hs, das, das, params["W_x"])
+    return dxs, (dh_next, dc_next), grads
+
+
+# ===================================================================== GRU
+def gru_forward(params, xs, h0):
+    T, B, _ = xs.shape
+    W_h = params["W_h"]
+    H = W_h.shape[0]
+    dt = _dtype(xs, W_h)
+    m, _ = _gate_affine("sst", H, dt)                           # r, z, n
+    axs = np.empty((T, B, 3 * H), dt)
+    _input_gemm(xs, params["W_x"] * m, params["b_x"] * m, axs)  # ½ on the r, z columns
+    W_h_m, b_h_m = W_h * m, params["b_h"] * m
+    gates = np.empty((T, B, 3 * H), dt)
+    hs, hns = np.empty((T, B, H), dt), np.empty((T, B, H), dt)
+    ah = np.empty((B, 3 * H), dt)
+    h = h0
+    for t in range(T):
+        np.matmul(h, W_h_m, out=ah)
+        ah += b_h_m                                             # [½a_h,r | ½a_h,z | a_h,n]
+        rz = gates[t, :, :2 * H]
+        np.add(axs[t, :, :2 * H], ah[:, :2 * H], out=rz)
+        np.tanh(rz, out=rz)
+        rz *= 0.5
+        rz += 0.5                                               # r, z = σ(a_x + a_h)
+        r, z = rz[:, :H], rz[:, H:]
+        hn = hns[t]
+        np.copyto(hn, ah[:, 2 * H:])
+        n = gates[t, :, 2 * H:]
+        np.multiply(r, hn, out=n)
+        n += axs[t, :, 2 * H:]
+        np.tanh(n, out=n)                                       # n = tanh(a_x,n + r a_h,n)
+        h_new = hs[t]
+        np.subtract(h, n, out=h_new)
+        h_new *= z
+        h_new += n                                              # h' = n + z (h - n)
+        h = h_new
+    return hs, hs[-1], _gru.Cache(xs, h0, hs, gates, hns)
+
+
+def gru_backward(params, dys, dhT, cache):
+    xs, h0, hs, gates, hns = cache
+    T, B, H = hs.shape
+    dt = _dtype(dys, hs)
+    r, z, n = (gates[..., k * H:(k + 1) * H] for k in range(3))
+    # Factors for all steps at once, into dax itself:
+    #   da_n = dh·[(1-z)(1-n²)]   da_r = da_n·[hn r(1-r)]   da_z = dh·[(h_prev-n) z(1-z)]
+    dax = np.empty((T, B, 3 * H), dt)
+    fr, fz, fn = (dax[..., k * H:(k + 1) * H] for k in range(3))
+    np.subtract(1.0, r, out=fr); fr *= r; fr *= hns
+    np.subtract(1.0, z, out=fz); fz *= z
+    fz[0] *= h0 - n[0]
+    if T > 1:
+        fz[1:] *= hs[:-1] - n[1:]
+    np.multiply(n, n, out=fn); np.subtract(1.0, fn, out=fn)
+    fn *= 1.0 - z
+    dah = np.empty((T, B, 3 * H), dt)
+    W_hT = params["W_h"].T
+    dh_next = np.array(dhT, dtype=dt, copy=True)
+    dh = np.empty((B, H), dt)
+    dhz = np.empty((B, H), dt)
+    for t in range(T - 1, -1, -1):
+        np.add(dys[t], dh_next, out=dh)
+        dan = fn[t]
+        dan *= dh                                               # undo n = tanh(.) and h' = (1-z) n
+        fr[t] *= dan                                            # undo r = σ(.) through r a_h,n
+        fz[t] *= dh                                             # undo z = σ(.)
+        np.copyto(dah[t, :, :2 * H], dax[t, :, :2 * H])          # r, z see a_x + a_h alike
+        np.multiply(dan, r[t], out=dah[t, :, 2 * H:])           # a_h,n is scaled by r
+        np.matmul(dah[t], W_hT, out=dh_next)                    # undo h_prev W_h
+        np.multiply(dh, z[t], out=dhz)
+        dh_next += dhz                                          # ... plus the z h_prev path
+    dxs, grads = _weight_grads(xs, h0, hs, dax, dah, params["W_x"])
+    return dxs, dh_next, grads
+
+
+class _Cell:
+    def __init__(self, forward, backward):
+        self.forward, self.backward = forward, backward
+
+
+CELLS = {"rnn": _Cell(rnn_forward, rnn_backward), "gru": _Cell(gru_forward, gru_backward),
+         "lstm": _Cell(lstm_forward, lstm_backward)}
