@@ -1,0 +1,193 @@
+"""The fast paths (scratchrnn/kernels) equal the plain reference path of every cell.
+
+NumPy fast path: always run. CuPy fused kernels: run when CuPy and a GPU are
+usable, otherwise skipped with the backend's reason. Equality is to float
+tolerance (float64 ~1e-12, float32 ~1e-5 relative to the largest value), on
+random inputs, random initial states and random incoming state gradients.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scratchrnn import kernels
+from scratchrnn.backend import cupy_unavailable_reason, get_backend
+from scratchrnn.cells import CELLS
+from scratchrnn.layers import LAYERS
+
+TOL = {"float64": 1e-11, "float32": 2e-5, "float16": 2e-2}
+VARIANTS = [("rnn", {"nonlinearity": "tanh"}), ("rnn", {"nonlinearity": "relu"}),
+            ("gru", {}), ("lstm", {})]
+
+
+def _random_problem(cell, T, B, I, H, dtype, seed, backend):
+    rng = np.random.default_rng(seed)
+    params = cell.init_params(I, H, rng, backend, dtype)
+    arr = lambda *shape: backend.asarray(rng.standard_normal(shape), dtype=dtype)
+    xs, dys = arr(T, B, I), arr(T, B, H)
+    if cell.HAS_CELL_STATE:
+        state0, dstateT = (arr(B, H), arr(B, H)), (arr(B, H), arr(B, H))
+    else:
+        state0, dstateT = arr(B, H), arr(B, H)
+    return params, xs, state0, dys, dstateT
+
+
+def _run(cell, problem, impl, opts):
+    params, xs, state0, dys, dstateT = problem
+    ys, stateT, cache = cell.forward(params, xs, state0, impl=impl, **opts)
+    dxs, dstate0, grads = cell.backward(params, dys, dstateT, cache, impl=impl, **opts)
+    return {"ys": ys, "stateT": stateT, "cache": cache, "dxs": dxs, "dstate0": dstate0,
+            "grads": grads}
+
+
+def _assert_close(a, b, tol, where):
+    """Recursive comparison of arrays / tuples / named tuples / dicts, same types and shapes."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_close(a[k], b[k], tol, f"{where}.{k}")
+    elif isinstance(a, tuple):
+        assert type(a) is type(b), f"{where}: {type(a).__name__} vs {type(b).__name__}"
+        for k, (u, v) in enumerate(zip(a, b)):
+            _assert_close(u, v, tol, f"{where}[{getattr(a, '_fields', range(len(a)))[k]}]")
+    else:
+        be = get_backend("auto")
+        u = np.asarray(be.asnumpy(a), dtype=np.float64)
+        v = np.asarray(be.asnumpy(b), dtype=np.float64)
+        assert u.shape == v.shape, f"{where}: shape {u.shape} vs {v.shape}"
+        assert a.dtype == b.dtype, f"{where}: dtype {a.dtype} vs {b.dtype}"
+        scale = max(1.0, float(np.max(np.abs(u))) if u.size else 1.0)
+        err = float(np.max(np.abs(u - v))) / scale if u.size else 0.0
+        assert err <= tol, f"{where}: max abs difference {err:.3g} (relative to {scale:.3g}) > {tol}"
+
+
+# ------------------------------------------------------------------ NumPy
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name,opts", VARIANTS, ids=[f"{n}-{o.get('nonlinearity', '')}".strip("-")
+                                                       for n, o in VARIANTS])
+@pytest.mark.parametrize("T,B,I,H", [(6, 3, 4, 5), (1, 1, 2, 3), (9, 2, 1, 7)])
+def test_numpy_fast_equals_plain(name, opts, dtype, T, B, I, H):
+    cell = CELLS[name]
+    problem = _random_problem(cell, T, B, I, H, dtype, seed=T * 100 + H, backend=get_backend("numpy"))
+    plain = _run(cell, problem, "plain", opts)
+    fast = _run(cell, problem, "fast", opts)
+    _assert_close(plain, fast, TOL[dtype], name)
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=st.sampled_from(["rnn", "gru", "lstm"]), T=st.integers(1, 7), B=st.integers(1, 4),
+       I=st.integers(1, 6), H=st.integers(1, 9), seed=st.integers(0, 2**16),
+       scale=st.sampled_from([0.1, 1.0, 8.0]))
+def test_numpy_fast_equals_plain_random_shapes(name, T, B, I, H, seed, scale):
+    """Any shape, including saturated gates (inputs scaled by 8)."""
+    cell = CELLS[name]
+    params, xs, state0, dys, dstateT = _random_problem(cell, T, B, I, H, "float64", seed,
+                                                       get_backend("numpy"))
+    problem = (params, xs * scale, state0, dys, dstateT)
+    _assert_close(_run(cell, problem, "plain", {}), _run(cell, problem, "fast", {}),
+                  TOL["float64"], name)
+
+
+def test_fast_path_does_not_modify_inputs():
+    cell = CELLS["lstm"]
+    problem = _random_problem(cell, 5, 2, 3, 4, "float64", 0, get_backend("numpy"))
+    before = [np.copy(a) for a in (problem[1], *problem[2], problem[3], *problem[4])]
+    before_p = {k: v.copy() for k, v in problem[0].items()}
+    _run(cell, problem, "fast", {})
+    after = [problem[1], *problem[2], problem[3], *problem[4]]
+    for u, v in zip(before, after):
+        np.testing.assert_array_equal(u, v)
+    for k in before_p:
+        np.testing.assert_array_equal(before_p[k], problem[0][k])
+
+
+def test_backward_can_run_twice_on_one_cache():
+    """The fast backward leaves the cache intact (the plain one does too)."""
+    cell = CELLS["gru"]
+    params, xs, h0, dys, dhT = _random_problem(cell, 4, 2, 3, 5, "float64", 1, get_backend("numpy"))
+    _, _, cache = cell.forward(params, xs, h0, impl="fast")
+    first = cell.backward(params, dys, dhT, cache, impl="fast")
+    second = cell.backward(params, dys, dhT, cache, impl="fast")
+    _assert_close(first, second, 0.0, "gru")
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_layer_default_is_fast_and_equal_to_plain(name):
+    """The layer (2 layers, dropout off) gives the same outputs and grads either way."""
+    assert kernels.get_default() in kernels.IMPLS
+    results = {}
+    old = kernels.get_default()
+    try:
+        for impl in ("plain", "fast"):
+            kernels.set_default(impl)
+            layer = LAYERS[name](3, 6, num_layers=2, dtype="float64", seed=3)
+            rng = np.random.default_rng(0)
+            x = rng.standard_normal((5, 2, 3))
+            y, state = layer.forward(x)
+            dx, dstate = layer.backward(rng.standard_normal(y.shape))
+            results[impl] = {"y": y, "dx": dx, "grads": dict(layer.grads)}
+    finally:
+        kernels.set_default(old)
+    _assert_close(results["plain"], results["fast"], TOL["float64"], name)
+
+
+def test_impl_names_are_checked():
+    cell = CELLS["rnn"]
+    params, xs, h0, _, _ = _random_problem(cell, 2, 1, 2, 2, "float64", 0, get_backend("numpy"))
+    with pytest.raises(ValueError):
+        cell.forward(params, xs, h0, impl="turbo")
+    with pytest.raises(ValueError):
+        kernels.set_default("turbo")
+
+
+# ------------------------------------------------------------------ CuPy
+CUPY_REASON = cupy_unavailable_reason()
+needs_cupy = pytest.mark.skipif(CUPY_REASON is not None, reason=str(CUPY_REASON))
+
+
+@needs_cupy
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name,opts", VARIANTS, ids=[f"{n}-{o.get('nonlinearity', '')}".strip("-")
+                                                       for n, o in VARIANTS])
+def test_cupy_fused_equals_plain_on_gpu(name, opts, dtype):
+    """The fused CuPy kernels against the plain xp path, both on the GPU."""
+    cell = CELLS[name]
+    problem = _random_problem(cell, 7, 3, 5, 6, dtype, seed=11, backend=get_backend("cupy"))
+    _assert_close(_run(cell, problem, "plain", opts), _run(cell, problem, "fast", opts),
+                  TOL[dtype], name)
+
+
+@needs_cupy
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_cupy_fused_equals_numpy_plain(name):
+    """GPU fast path against the CPU reference, so a bug shared by both GPU paths shows."""
+    cell = CELLS[name]
+    cpu = _random_problem(cell, 6, 2, 3, 4, "float64", seed=5, backend=get_backend("numpy"))
+    be = get_backend("cupy")
+    to_gpu = lambda a: tuple(to_gpu(v) for v in a) if isinstance(a, tuple) else (
+        {k: be.asarray(v) for k, v in a.items()} if isinstance(a, dict) else be.asarray(a))
+    gpu = tuple(to_gpu(p) for p in cpu)
+    _assert_close(_run(cell, cpu, "plain", {}), _run(cell, gpu, "fast", {}), TOL["float64"], name)
+
+
+@needs_cupy
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_cupy_half_storage_close_to_float32(name):
+    """float16 storage with float32 math: close to the float32 plain path at half precision."""
+    from scratchrnn.kernels import cupy_fused
+    cell = CELLS[name]
+    be = get_backend("cupy")
+    problem = _random_problem(cell, 5, 4, 8, 8, "float32", seed=2, backend=be)
+    ref = _run(cell, problem, "plain", {})
+    ys_half = cupy_fused.forward_half(name, *problem[:3])
+    _assert_close(ref["ys"], ys_half.astype(ref["ys"].dtype), TOL["float16"], name)
+
+
+def test_cupy_tests_skip_with_reason():
+    """Where CuPy cannot run, the reason is a sentence (and the GPU tests above say it)."""
+    if CUPY_REASON is None:
+        pytest.skip("CuPy runs here; the GPU tests ran instead.")
+    assert isinstance(CUPY_REASON, str) and len(CUPY_REASON) > 10
+    assert kernels.fast_path("lstm", np.zeros((1, 1, 1))) is not None
