@@ -93,8 +93,74 @@ class Worker:
             self.proc.kill()
 
 
+# ------------------------------------------------------------------ other load on the machine
+def _cpu_jiffies():
+    """(busy, total) jiffies of all CPUs from /proc/stat, or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return sum(v) - idle, sum(v)
+
+
+def _own_jiffies(pids):
+    """utime + stime of the given processes (this harness and its workers)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+class LoadMeter:
+    """CPU time used by *other* processes while a case ran, as a fraction of all cores.
+
+    Another job on the machine steals cycles from the timed code (and with several
+    BLAS threads it can stall them badly), so each case records this next to its
+    times; numbers taken with foreign load well above 0 are not clean."""
+
+    def __init__(self, pids):
+        self.pids = list(pids)
+        self.start = (_cpu_jiffies(), _own_jiffies(self.pids))
+
+    def foreign(self):
+        end = (_cpu_jiffies(), _own_jiffies(self.pids))
+        if self.start[0] is None or end[0] is None:
+            return None
+        d_busy = end[0][0] - self.start[0][0]
+        d_total = end[0][1] - self.start[0][1]
+        d_own = end[1] - self.start[1]
+        return max(0.0, (d_busy - d_own) / d_total) if d_total > 0 else None
+
+
+def wait_for_idle(pids, max_wait_s, threshold=0.15, probe_s=1.0, log=None):
+    """Wait (at most ``max_wait_s``) until other processes use < ``threshold`` of the CPUs."""
+    waited = 0.0
+    while waited < max_wait_s:
+        m = LoadMeter(pids)
+        time.sleep(probe_s)
+        waited += probe_s
+        f = m.foreign()
+        if f is None or f < threshold:
+            return f, waited
+    if log:
+        log(f"    (machine still busy after {waited:.0f} s; timing anyway)")
+    return None, waited
+
+
 # ------------------------------------------------------------------ one case
-def run_case(workers, case, rounds, min_round_s, warmup_s, memory=True, breakdown=False, log=None):
+def run_case(workers, case, rounds, min_round_s, warmup_s, memory=True, breakdown=False, log=None,
+             wait_idle_s=0.0):
+    pids = [os.getpid()] + [w.proc.pid for w in workers.values()]
+    if wait_idle_s > 0:
+        wait_for_idle(pids, wait_idle_s, log=log)
+    meter = LoadMeter(pids)
     res = {}
     for name, w in workers.items():
         res[name] = {"setup": w.ask("setup", **case, min_round_s=min_round_s, warmup_s=warmup_s),
@@ -104,7 +170,9 @@ def run_case(workers, case, rounds, min_round_s, warmup_s, memory=True, breakdow
         order = names[r % len(names):] + names[:r % len(names)]   # rotate who goes first
         for name in order:
             res[name]["rounds"].append(workers[name].ask("round"))
+    foreign = meter.foreign()
     for name, w in workers.items():
+        res[name]["foreign_load"] = foreign
         rr = res[name]
         for ph in ("fwd", "bwd", "fwdbwd", "train"):
             vals = [x[ph] for x in rr["rounds"]]
@@ -116,7 +184,7 @@ def run_case(workers, case, rounds, min_round_s, warmup_s, memory=True, breakdow
             rr["breakdown"] = w.ask("breakdown")
         if log:
             log(f"    {name:14s} fwd+bwd {rr['fwdbwd']['median_ms']:9.2f} ms  "
-                f"train {rr['train']['median_ms']:9.2f} ms")
+                f"train {rr['train']['median_ms']:9.2f} ms  (other load {100 * (foreign or 0):.0f}%)")
     return res
 
 
@@ -226,13 +294,15 @@ def markdown(record):
         lines.append("Not measured here: " + "; ".join(
             f"{k}: {v}" for k, v in record["unavailable"].items()) + "  ")
     lines.append(f"Rounds per case: {record['rounds']} (alternating, each implementation in its own "
-                 "process); times are medians, [min–max] over rounds; float32; one layer.")
+                 "process); times are medians, [min–max] over rounds; float32; one layer. "
+                 "'other load' = CPU time used by processes outside the benchmark while the case ran, "
+                 "as a share of all cores: above ~10% the times are disturbed.")
     lines.append("")
     lines.append("## Size grid")
     lines.append("")
     lines.append("| cell | size | impl | fwd ms | bwd ms | fwd+bwd ms [min–max] | train ms | tokens/s "
-                 "| GFLOP/s | % peak | peak MB | ×torch |")
-    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 "| GFLOP/s | % peak | peak MB | ×torch | other load |")
+    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in record["grid"]:
         c = r["case"]
         for name, rr in r["results"].items():
@@ -246,7 +316,8 @@ def markdown(record):
                 f"| {rr['train']['median_ms']:.2f} | {rr['tokens_per_s']:,.0f} | {rr['gflops']:.1f} "
                 f"| {_fmt(None if rr['frac_peak'] is None else 100 * rr['frac_peak'], '.0f')} "
                 f"| {_fmt(None if pb is None else pb / 2**20, '.1f')} "
-                f"| {_fmt(rr['ratio_torch'])} |")
+                f"| {_fmt(rr['ratio_torch'])} "
+                f"| {_fmt(None if rr.get('foreign_load') is None else 100 * rr['foreign_load'], '.0f')}% |")
     bds = [(r["case"], name, rr["breakdown"]) for r in record["grid"]
            for name, rr in r["results"].items() if "breakdown" in rr]
     if bds:
@@ -391,6 +462,8 @@ def parse_args(argv):
                     help="each round repeats the iteration until it lasts this long (default 0.15)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="BLAS / torch threads per worker (default: all cores)")
+    ap.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
+                    help="before each case wait up to S seconds for other processes to leave the CPUs")
     ap.add_argument("--no-breakdown", action="store_true", help="skip the per-phase breakdown")
     ap.add_argument("--out", default=str(HERE / "results"), help="output folder")
     ap.add_argument("--tag", default=None, help="JSON file name (default: cpu, or gpu when one ran)")
@@ -445,7 +518,7 @@ def main(argv=None):
                 case = dict(zip("TBIH", size), cell=cell)
                 log(f"{cell} {size_name(*size)}")
                 res = run_case(workers, case, rounds, min_round_s, warmup_s,
-                               breakdown=not a.no_breakdown, log=log)
+                               breakdown=not a.no_breakdown, log=log, wait_idle_s=a.wait_idle)
                 grid_results.append({"case": case, "results": enrich(case, res, peaks)})
         sweep_out = {}
         sweep_workers = {k: w for k, w in workers.items() if k in SWEEP_IMPLS}
@@ -461,7 +534,7 @@ def main(argv=None):
                     case = {"cell": cell, "T": s["T"], "B": s["B"], "I": I, "H": s["H"]}
                     log(f"sweep {var}: {cell} {size_name(case['T'], case['B'], I, case['H'])}")
                     res = run_case(sweep_workers, case, rounds, min_round_s, warmup_s, memory=False,
-                                   log=log)
+                                   log=log, wait_idle_s=a.wait_idle)
                     res = enrich(case, res, peaks)
                     sw["cases"].append({"case": case, "results": res})
                     for k in sweep_workers:

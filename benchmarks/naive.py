@@ -20,7 +20,8 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
 def _sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
+    with np.errstate(over="ignore"):              # exp(-a) -> inf gives the right limit 0
+        return 1.0 / (1.0 + np.exp(-a))
 
 
 def init(cell, I, H, rng, dtype=np.float32):
