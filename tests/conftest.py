@@ -1,4 +1,9 @@
-"""Shared test setup: the ``backend`` fixture and the Hypothesis profiles.
+"""Shared test setup: the ``backend`` fixture and the Cell implementations: the cells run a readable "plain" path or a "fast" path
+(``scratchrnn.kernels``). ``use_impl(name)`` is a context manager that makes
+``name`` the process default for a block and restores the previous one, so a test
+parametrised over ``IMPLS`` checks both paths through the layer classes.
+
+Hypothesis profiles.
 
 Backends: a test that takes ``backend`` runs once on NumPy and once on CuPy. The
 CuPy run is skipped, with ``cupy_unavailable_reason()`` as the reason, on a machine
@@ -6,6 +11,11 @@ without a usable GPU -- unless ``SCRATCHRNN_BACKEND=cupy`` is set: then the GPU
 was asked for explicitly, so its absence fails the CuPy runs instead of hiding
 them. Tests that take no backend use ``get_backend()``, i.e. the default that
 ``SCRATCHRNN_BACKEND`` picks.
+
+Cell implementations: the cells run a readable "plain" path or a "fast" path
+(``scratchrnn.kernels``). ``use_impl(name)`` is a context manager that makes
+``name`` the process default for a block and restores the previous one, so a test
+parametrised over ``IMPLS`` checks both paths through the layer classes.
 
 Hypothesis profiles (``HYPOTHESIS_PROFILE`` picks one; otherwise "ci" when the
 ``CI`` variable is set to anything but ""/0/false, else "dev"):
@@ -16,10 +26,12 @@ Hypothesis profiles (``HYPOTHESIS_PROFILE`` picks one; otherwise "ci" when the
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from scratchrnn import kernels
 from scratchrnn.backend import cupy_unavailable_reason, default_backend_name, get_backend
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -49,6 +61,25 @@ def backend(request):
                 pytest.fail(f"SCRATCHRNN_BACKEND=cupy but {reason}")
             pytest.skip(reason)
     return get_backend(request.param)
+
+
+IMPLS = ("plain", "fast")
+
+
+@contextmanager
+def _use_impl(name):
+    old = kernels.get_default()
+    kernels.set_default(name)
+    try:
+        yield name
+    finally:
+        kernels.set_default(old)
+
+
+@pytest.fixture(scope="session")
+def use_impl():
+    """``with use_impl("plain"): ...`` runs the block on that cell implementation."""
+    return _use_impl
 
 
 @pytest.fixture(scope="session")

@@ -20,16 +20,20 @@ tanh-free matrix products), so the comparison is exact to rounding. A separate
 test builds a pre-activation 3e-6 from the kink to show that the naive difference
 fails there and the skip is what makes the check pass.
 """
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
+from scratchrnn import kernels
 from scratchrnn.backend import host_rng
 from scratchrnn.cells import CELLS
 from scratchrnn.gradcheck import check_layer, format_table, numerical_gradient, rel_error
 from scratchrnn.layers import LAYERS, RNN
 
 TOL = 1e-6
+IMPLS = ("plain", "fast")       # the cells' reference code and scratchrnn.kernels
 VARIANTS = {"rnn-tanh": ("rnn", {"nonlinearity": "tanh"}),
             "rnn-relu": ("rnn", {"nonlinearity": "relu"}),
             "gru": ("gru", {}), "lstm": ("lstm", {})}
@@ -37,11 +41,17 @@ VARIANTS = {"rnn-tanh": ("rnn", {"nonlinearity": "tanh"}),
 shapes = dict(T=st.integers(1, 7), B=st.integers(1, 4), I=st.integers(1, 6), H=st.integers(1, 6))
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @given(L=st.integers(1, 3), seed=st.integers(0, 2**32 - 1), scale=st.floats(0.5, 2.5),
        batch_first=st.booleans(), **shapes)
-def test_every_gradient_matches_finite_differences(backend, variant, T, B, I, H, L, seed,
-                                                   scale, batch_first):
+def test_every_gradient_matches_finite_differences(backend, use_impl, impl, variant, T, B, I, H,
+                                                   L, seed, scale, batch_first):
+    with use_impl(impl):
+        _check_every_gradient(backend, variant, T, B, I, H, L, seed, scale, batch_first)
+
+
+def _check_every_gradient(backend, variant, T, B, I, H, L, seed, scale, batch_first):
     kind, options = VARIANTS[variant]
     layer = LAYERS[kind](I, H, num_layers=L, batch_first=batch_first, backend=backend,
                          dtype="float64", seed=seed, **options)
@@ -83,7 +93,7 @@ def test_relu_kink_is_detected_and_skipped():
     assert rel_error(np.ones(1), naive) > 0.1        # analytic slope is 1 on the active side
 
 
-def test_a_wrong_backward_is_caught(backend, monkeypatch):
+def test_a_wrong_backward_is_caught(backend, monkeypatch, use_impl):
     """The check is not vacuous: a small mistake in the GRU gate derivative fails it."""
     from scratchrnn.cells import gru
     original = gru.gates_backward
@@ -92,14 +102,38 @@ def test_a_wrong_backward_is_caught(backend, monkeypatch):
         dax, dah, dh_prev = original(dh, gates, hn, h_prev)
         return dax, dah, dh_prev * 1.001        # a 0.1% error on the z * h path
     monkeypatch.setattr(gru, "gates_backward", wrong)
-    one_step = LAYERS["gru"](3, 4, backend=backend, dtype="float64", seed=1)
-    rows = {r.name: r for r in check_layer(one_step, T=1, B=2, seed=1)}
-    # with one step the z * h path leads only to h0: exactly that row fails
-    assert [name for name, r in rows.items() if not r.passed] == ["h0"]
-    assert rows["h0"].max_rel_error > 1e-5
-    deep = LAYERS["gru"](3, 4, num_layers=2, backend=backend, dtype="float64", seed=1)
-    rows = {r.name: r for r in check_layer(deep, T=4, B=2, seed=1)}
-    assert not rows["h0"].passed and not rows["l0.W_h"].passed and not rows["x"].passed
+    with use_impl("plain"):                     # the path that calls gates_backward
+        one_step = LAYERS["gru"](3, 4, backend=backend, dtype="float64", seed=1)
+        rows = {r.name: r for r in check_layer(one_step, T=1, B=2, seed=1)}
+        # with one step the z * h path leads only to h0: exactly that row fails
+        assert [name for name, r in rows.items() if not r.passed] == ["h0"]
+        assert rows["h0"].max_rel_error > 1e-5
+        deep = LAYERS["gru"](3, 4, num_layers=2, backend=backend, dtype="float64", seed=1)
+        rows = {r.name: r for r in check_layer(deep, T=4, B=2, seed=1)}
+        assert not rows["h0"].passed and not rows["l0.W_h"].passed and not rows["x"].passed
+
+
+def test_a_wrong_fast_path_is_caught(backend, monkeypatch, use_impl):
+    """The layer check runs whatever path the cells dispatch to: spoil the fast LSTM's dW_h."""
+    real = kernels.fast_path
+
+    def spoiled(cell, xs, impl=None):
+        fast = real(cell, xs, impl)
+        if fast is None or cell != "lstm":
+            return fast
+
+        def backward(*args, **kwargs):
+            dxs, dstate0, grads = fast.backward(*args, **kwargs)
+            return dxs, dstate0, {**grads, "W_h": grads["W_h"] * 1.001}
+        return SimpleNamespace(forward=fast.forward, backward=backward)
+
+    monkeypatch.setattr(kernels, "fast_path", spoiled)
+    with use_impl("fast"):
+        if real("lstm", backend.xp.zeros(1), "fast") is None:
+            pytest.skip(f"no fast LSTM path on {backend.name}")
+        layer = LAYERS["lstm"](2, 3, num_layers=2, backend=backend, dtype="float64", seed=2)
+        rows = {r.name: r for r in check_layer(layer, T=3, B=2, seed=2)}
+    assert sorted(n for n, r in rows.items() if not r.passed) == ["l0.W_h", "l1.W_h"]
 
 
 def test_check_layer_refuses_float32(backend):
@@ -128,9 +162,10 @@ def _parts(state):
     return state if isinstance(state, tuple) else (state,)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @given(seed=st.integers(0, 2**32 - 1), **shapes)
-def test_step_functions_agree_with_the_sequence(backend, variant, T, B, I, H, seed):
+def test_step_functions_agree_with_the_sequence(backend, impl, variant, T, B, I, H, seed):
     kind, options = VARIANTS[variant]
     cell = CELLS[kind]
     rng = np.random.default_rng(seed)
@@ -140,8 +175,8 @@ def test_step_functions_agree_with_the_sequence(backend, variant, T, B, I, H, se
     state0 = _random_state(rng, backend, kind, B, H)
     dstateT = _random_state(rng, backend, kind, B, H)
 
-    ys, stateT, cache = cell.forward(params, xs, state0, **options)
-    dxs, dstate0, grads = cell.backward(params, dys, dstateT, cache, **options)
+    ys, stateT, cache = cell.forward(params, xs, state0, impl=impl, **options)
+    dxs, dstate0, grads = cell.backward(params, dys, dstateT, cache, impl=impl, **options)
 
     state, step_ys, step_caches = state0, [], []
     for t in range(T):

@@ -1,7 +1,8 @@
 """``scratchrnn gradcheck``: every cell's hand-written BPTT against finite differences.
 
-For each cell (RNN with tanh and with relu, GRU, LSTM) and each depth (1-3 layers)
-it builds a small float64 layer with random sizes, checks the gradient of every
+For each cell (RNN with tanh and with relu, GRU, LSTM), each implementation of the
+cells (the readable "plain" code and the "fast" path of ``scratchrnn.kernels``) and
+each depth (1-3 layers) it builds a small float64 layer with random sizes, checks the gradient of every
 parameter, the input and the initial state(s) with ``scratchrnn.gradcheck.check_layer``
 and prints one table. Exit status 0 when every row passes, 1 otherwise.
 """
@@ -11,6 +12,7 @@ import argparse
 
 import numpy
 
+from .. import kernels
 from ..gradcheck import DEFAULT_TOL, check_layer, format_table
 from ..layers import LAYERS
 
@@ -54,6 +56,16 @@ def _layers(text):
     return counts
 
 
+def _impls(text):
+    """'plain,fast' -> ('plain', 'fast'); argparse type for --impl."""
+    names = tuple(dict.fromkeys(p.strip().lower() for p in str(text).split(",") if p.strip()))
+    bad = [n for n in names if n not in kernels.IMPLS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"--impl wants a comma list of {', '.join(kernels.IMPLS)}, got {text!r}.")
+    return names
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "gradcheck", help="check every cell's backward pass against finite differences",
@@ -64,6 +76,8 @@ def add_parser(subparsers):
                         "gru, lstm (default: all)")
     p.add_argument("--layers", type=_layers, default=(1, 2, 3),
                    help="comma list of layer counts (default 1,2,3)")
+    p.add_argument("--impl", type=_impls, default=kernels.IMPLS,
+                   help="cell implementations to check: plain, fast (default both)")
     p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default=None,
                    help="array backend (default $SCRATCHRNN_BACKEND or numpy)")
     p.add_argument("--seed", type=int, default=0, help="seed for sizes, weights and data")
@@ -73,25 +87,41 @@ def add_parser(subparsers):
     return p
 
 
+def _sizes(seed, name, layers):
+    """(T, B, I, H) for one check: small, random, fixed by (seed, cell, layers)."""
+    key = [seed, layers] + [ord(c) for c in name]
+    return numpy.random.default_rng(key).integers((2, 1, 1, 2), (6, 4, 5, 6))
+
+
 def run(args) -> int:
-    """Check every requested cell x depth; print the table; 0 if all pass, else 1."""
+    """Check every requested cell x implementation x depth; print the table; 0 if all pass."""
     cells = args.cells if isinstance(args.cells, tuple) else _cells(args.cells)
     depths = args.layers if isinstance(args.layers, tuple) else _layers(args.layers)
-    rng = numpy.random.default_rng(args.seed)
-    rows, cell_col, layers_col, size_col = [], [], [], []
-    for name in cells:
-        kind, options = VARIANTS[name]
-        for L in depths:
-            # small random sizes: the check costs two forward passes per element
-            T, B, I, H = (int(v) for v in rng.integers((2, 1, 1, 1), (6, 4, 5, 5)))
-            layer = LAYERS[kind](I, H, num_layers=L, backend=args.backend, dtype="float64",
-                                 seed=int(rng.integers(2**31)), **options)
-            result = check_layer(layer, T, B, seed=int(rng.integers(2**31)), tol=args.tol)
-            rows += result
-            cell_col += [name] * len(result)
-            layers_col += [L] * len(result)
-            size_col += [f"T={T} B={B} I={I} H={H}"] * len(result)
-    print(format_table(rows, {"cell": cell_col, "layers": layers_col, "sizes": size_col}))
+    impl_arg = getattr(args, "impl", kernels.IMPLS)
+    impls = impl_arg if isinstance(impl_arg, tuple) else _impls(impl_arg)
+    columns = {"cell": [], "impl": [], "layers": [], "sizes": []}
+    rows = []
+    old_impl = kernels.get_default()
+    try:
+        for name in cells:
+            kind, options = VARIANTS[name]
+            for L in depths:
+                # small random sizes: the check costs two forward passes per element;
+                # the same sizes, weights and data for every implementation
+                T, B, I, H = (int(v) for v in _sizes(args.seed, name, L))
+                layer_seed, data_seed = args.seed + 1000 * L, args.seed + 1000 * L + 1
+                for impl in impls:
+                    kernels.set_default(impl)
+                    layer = LAYERS[kind](I, H, num_layers=L, backend=args.backend,
+                                         dtype="float64", seed=layer_seed, **options)
+                    result = check_layer(layer, T, B, seed=data_seed, tol=args.tol)
+                    rows += result
+                    for column, value in (("cell", name), ("impl", impl), ("layers", L),
+                                          ("sizes", f"T={T} B={B} I={I} H={H}")):
+                        columns[column] += [value] * len(result)
+    finally:
+        kernels.set_default(old_impl)
+    print(format_table(rows, columns))
     failed = sum(not r.passed for r in rows)
     worst = max(r.max_rel_error for r in rows)
     if failed:
