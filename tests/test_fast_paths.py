@@ -191,3 +191,106 @@ def test_cupy_tests_skip_with_reason():
         pytest.skip("CuPy runs here; the GPU tests ran instead.")
     assert isinstance(CUPY_REASON, str) and len(CUPY_REASON) > 10
     assert kernels.fast_path("lstm", np.zeros((1, 1, 1))) is not None
+
+
+# ------------------------------------------------------------------ CuPy kernels, emulated on the CPU
+# Without a GPU the fused kernels would go untested. Their C++ bodies are plain
+# per-element code, so here each ElementwiseKernel is compiled with g++ into a loop
+# over the element index ``i`` and run on NumPy arrays, and ``cupy_fused`` is imported
+# against a stand-in ``cupy`` module built from NumPy: the whole GPU path (kernel
+# math, indexing, the Python time loops) is checked against the plain path.
+import ctypes  # noqa: E402
+import importlib  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import types  # noqa: E402
+
+_CTYPES = {"double": ctypes.c_double, "float": ctypes.c_float}
+
+
+class _EmulatedElementwiseKernel:
+    """cupy.ElementwiseKernel with only ``raw`` arrays and int32 scalars, run by g++-built code."""
+
+    workdir = None
+
+    def __init__(self, in_params, out_params, operation, name):
+        self.params = [p.split() for p in (in_params + ", " + out_params).split(",")]
+        self.operation, self.name = operation, name
+        self.libs = {}
+
+    def _lib(self, ctype):
+        if ctype in self.libs:
+            return self.libs[ctype]
+        args = ", ".join(f"{ctype}* {p[-1]}" if p[0] == "raw" else f"int {p[-1]}"
+                         for p in self.params)
+        src = ("#include <cmath>\nusing std::tanh;\n"
+               f'extern "C" void run(long n, {args}) {{\n'
+               f"  for (long i = 0; i < n; ++i) {{\n{self.operation}\n  }}\n}}\n")
+        base = f"{self.workdir}/{self.name}_{ctype}"
+        with open(base + ".cpp", "w") as f:
+            f.write(src)
+        subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-o", base + ".so", base + ".cpp"],
+                       check=True, capture_output=True)
+        lib = ctypes.CDLL(base + ".so")
+        self.libs[ctype] = lib
+        return lib
+
+    def __call__(self, *args, size):
+        arrays = [a for a in args if isinstance(a, np.ndarray)]
+        ctype = "double" if arrays[0].dtype == np.float64 else "float"
+        cargs = []
+        for p, a in zip(self.params, args):
+            if p[0] == "raw":
+                assert a.flags.c_contiguous and a.dtype == arrays[0].dtype, p
+                cargs.append(a.ctypes.data_as(ctypes.POINTER(_CTYPES[ctype])))
+            else:
+                cargs.append(ctypes.c_int(int(a)))
+        self._lib(ctype).run(ctypes.c_long(size), *cargs)
+
+
+@pytest.fixture(scope="module")
+def emulated_cupy_fused(tmp_path_factory):
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed, so the CuPy kernels cannot be emulated on the CPU.")
+    _EmulatedElementwiseKernel.workdir = str(tmp_path_factory.mktemp("kernels"))
+    fake = types.ModuleType("cupy")
+    for attr in ("dtype", "float16", "float32", "float64", "result_type", "ascontiguousarray",
+                 "empty", "zeros", "matmul", "asarray"):
+        setattr(fake, attr, getattr(np, attr))
+    fake.ElementwiseKernel = _EmulatedElementwiseKernel
+    saved = {k: sys.modules.get(k) for k in ("cupy", "scratchrnn.kernels.cupy_fused")}
+    sys.modules["cupy"] = fake
+    sys.modules.pop("scratchrnn.kernels.cupy_fused", None)
+    try:
+        mod = importlib.import_module("scratchrnn.kernels.cupy_fused")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return mod
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+@pytest.mark.parametrize("T,B,I,H", [(6, 3, 4, 5), (1, 1, 2, 3)])
+def test_cupy_kernels_emulated_on_cpu_equal_plain(emulated_cupy_fused, name, dtype, T, B, I, H):
+    cell = CELLS[name]
+    problem = _random_problem(cell, T, B, I, H, dtype, seed=7 + T, backend=get_backend("numpy"))
+    params, xs, state0, dys, dstateT = problem
+    fused = emulated_cupy_fused.CELLS[name]
+    ys, stateT, cache = fused.forward(params, xs, state0)
+    dxs, dstate0, grads = fused.backward(params, dys, dstateT, cache)
+    got = {"ys": ys, "stateT": stateT, "cache": cache, "dxs": dxs, "dstate0": dstate0, "grads": grads}
+    _assert_close(_run(cell, problem, "plain", {}), got, TOL[dtype], name)
+
+
+def test_cupy_kernel_sources_name_every_raw_argument(emulated_cupy_fused):
+    """Every parameter a kernel declares is used in its body (catches renamed arguments)."""
+    for key in ("lstm_fwd", "lstm_bwd", "gru_fwd", "gru_bwd"):
+        k = emulated_cupy_fused._kernel(key, "float64")
+        for p in k.params:
+            assert re.search(rf"\b{p[-1]}\b", k.operation), (key, p[-1])
