@@ -206,7 +206,10 @@ def check_layer(layer, T: int, B: int, seed=0, eps: float = DEFAULT_EPS,
 
     def forward():
         if fix_mask:       # the same mask for every evaluation
-            layer._dropout_rng = be.rng(dropout_seed)
+            if hasattr(layer, "seed_dropout"):
+                layer.seed_dropout(dropout_seed)
+            else:
+                layer._dropout_rng = be.rng(dropout_seed)
         y, stateT = layer.forward(x, as_state(states0))
         return y, (stateT if n_states == 2 else (stateT,))
 
