@@ -77,7 +77,8 @@ class TrainConfig:
         for name in positive:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}.")
+                flag = "seq-length" if name == "seq_len" else name.replace('_', '-')
+                raise ConfigError(f"{flag} must be a positive integer, got {v!r}.")
         for name in ("max_steps", "patience", "max_chars", "max_vocab"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
@@ -202,6 +203,9 @@ class Trainer:
         self.backend = get_backend(cfg.backend)
         vocab = None if _resume is None else _resume["vocab"]
         self.data = prepare_data(cfg, vocab)
+        if len(self.data.val) < 2:      # refuse now, not at the first evaluation, steps later
+            raise DataError(f"The val split has {len(self.data.val)} tokens but at least 2 are "
+                            f"needed to evaluate; use a longer text or a larger val fraction in --split.")
         self.stream = BatchStream(self.data.train, cfg.batch_size, cfg.seq_len, shuffle=cfg.shuffle,
                                   seed=cfg.seed, pad_id=self.data.vocab.pad_id, backend=self.backend)
         self.model = CharLM(len(self.data.vocab), cfg.cell, cfg.hidden_size, cfg.num_layers,
@@ -269,6 +273,11 @@ class Trainer:
                 "epoch": self.stream.epoch_progress}
         save_checkpoint(path, arrays, meta)
 
+    def _kept(self):
+        """How a stop for divergence leaves the run directory, as a clause."""
+        last = os.path.join(self.cfg.out_dir, "last.npz")
+        return f"the last good checkpoint {last!r} is kept" if os.path.exists(last) else "no checkpoint was written"
+
     def _write_history(self):
         path = os.path.join(self.cfg.out_dir, "history.json")
         tmp = path + ".tmp"
@@ -280,8 +289,13 @@ class Trainer:
 
     def _evaluate_and_save(self, train_loss):
         cfg, p = self.cfg, self.progress
-        scores = evaluate(self.model, self.data.val, cfg.batch_size, cfg.seq_len, cfg.eval_tokens,
-                          self.data.vocab.pad_id)
+        with CPU.xp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            scores = evaluate(self.model, self.data.val, cfg.batch_size, cfg.seq_len,
+                              cfg.eval_tokens, self.data.vocab.pad_id)
+        if not math.isfinite(scores["loss"]):      # never save a model that scores NaN/inf
+            raise TrainingDiverged(f"The val loss became {scores['loss']} at step {p.step}; "
+                                   f"training stopped and {self._kept()} (try a smaller --lr "
+                                   f"or --grad-clip).")
         p.history["val"].append({"step": p.step, "epoch": self.stream.epoch_progress,
                                  "train_loss": train_loss, **scores})
         if scores["loss"] < p.best_val:
@@ -315,12 +329,17 @@ class Trainer:
             self.state = model.initial_state(cfg.batch_size)          # epoch start: from zeros
         model.rnn.seed_dropout(step_seed(cfg.seed, self.progress.step))
         model.zero_grad()
+        # overflow shows up as a non-finite loss, reported below in one sentence;
+        # NumPy's RuntimeWarnings on the way there would only clutter stderr
+        with CPU.xp.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._train_step(batch)
+
+    def _train_step(self, batch):
+        cfg, model = self.cfg, self.model
         loss, self.state = model.loss(batch.x, batch.y, self.state, batch.mask)
         if not math.isfinite(loss):
-            last = os.path.join(cfg.out_dir, "last.npz")
-            kept = f"the last good checkpoint {last!r} is kept" if os.path.exists(last) else "no checkpoint was written"
             raise TrainingDiverged(f"The training loss became {loss} at step {self.progress.step + 1}; "
-                                   f"training stopped and {kept} (try a smaller --lr or --grad-clip).")
+                                   f"training stopped and {self._kept()} (try a smaller --lr or --grad-clip).")
         model.backward()
         if cfg.clip_value:
             clip_grad_value(model.grads, cfg.clip_value)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..saved import load_model
 from ..train import TrainConfig, evaluate, prepare_data
 
@@ -23,6 +23,10 @@ def add_parser(sub):
 
 
 def run(args):
+    for flag, value in (("batch-size", args.batch_size), ("seq-length", args.seq_len),
+                        ("max-tokens", args.max_tokens)):
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag} must be a positive integer, got {value}.")
     model, vocab, meta = load_model(args.checkpoint, backend=args.backend)
     if args.text is not None:
         from ..data import read_text_file
