@@ -99,7 +99,7 @@ def run(args) -> int:
     depths = args.layers if isinstance(args.layers, tuple) else _layers(args.layers)
     impl_arg = getattr(args, "impl", kernels.IMPLS)
     impls = impl_arg if isinstance(impl_arg, tuple) else _impls(impl_arg)
-    columns = {"cell": [], "impl": [], "layers": [], "sizes": []}
+    columns = {"cell": [], "impl": [], "layers": [], "T,B,I,H": []}
     rows = []
     old_impl = kernels.get_default()
     try:
@@ -117,7 +117,7 @@ def run(args) -> int:
                     result = check_layer(layer, T, B, seed=data_seed, tol=args.tol)
                     rows += result
                     for column, value in (("cell", name), ("impl", impl), ("layers", L),
-                                          ("sizes", f"T={T} B={B} I={I} H={H}")):
+                                          ("T,B,I,H", f"{T},{B},{I},{H}")):
                         columns[column] += [value] * len(result)
     finally:
         kernels.set_default(old_impl)
