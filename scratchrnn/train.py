@@ -215,6 +215,9 @@ class Trainer:
         self.schedule = LRSchedule(cfg.lr, cfg.lr_decay, cfg.lr_decay_after)
         self.progress = _Progress()
         self.state = None
+        if os.path.exists(cfg.out_dir) and not os.path.isdir(cfg.out_dir):
+            raise ConfigError(f"The output path {cfg.out_dir!r} is a file, not a directory; "
+                              f"choose another --out.")
         if _resume is not None:
             self._restore(_resume)
         elif os.path.exists(os.path.join(cfg.out_dir, "last.npz")):
@@ -355,7 +358,11 @@ class Trainer:
         from tqdm import tqdm
 
         cfg, p = self.cfg, self.progress
-        os.makedirs(cfg.out_dir, exist_ok=True)
+        try:
+            os.makedirs(cfg.out_dir, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"Cannot create the run directory {cfg.out_dir!r} "
+                              f"({exc.strerror or exc}).") from None
         self.model.train()
         started = time.perf_counter()
         tokens_per_step = cfg.batch_size * cfg.seq_len
