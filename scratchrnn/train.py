@@ -203,11 +203,11 @@ class Trainer:
         self.backend = get_backend(cfg.backend)
         vocab = None if _resume is None else _resume["vocab"]
         self.data = prepare_data(cfg, vocab)
+        self.stream = BatchStream(self.data.train, cfg.batch_size, cfg.seq_len, shuffle=cfg.shuffle,
+                                  seed=cfg.seed, pad_id=self.data.vocab.pad_id, backend=self.backend)
         if len(self.data.val) < 2:      # refuse now, not at the first evaluation, steps later
             raise DataError(f"The val split has {len(self.data.val)} tokens but at least 2 are "
                             f"needed to evaluate; use a longer text or a larger val fraction in --split.")
-        self.stream = BatchStream(self.data.train, cfg.batch_size, cfg.seq_len, shuffle=cfg.shuffle,
-                                  seed=cfg.seed, pad_id=self.data.vocab.pad_id, backend=self.backend)
         self.model = CharLM(len(self.data.vocab), cfg.cell, cfg.hidden_size, cfg.num_layers,
                             cfg.embedding_size, cfg.dropout, cfg.nonlinearity, cfg.forget_bias,
                             backend=self.backend, dtype=cfg.dtype, seed=cfg.seed)
