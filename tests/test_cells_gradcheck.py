@@ -29,7 +29,8 @@ from hypothesis import given, strategies as st
 from scratchrnn import kernels
 from scratchrnn.backend import host_rng
 from scratchrnn.cells import CELLS
-from scratchrnn.gradcheck import check_layer, format_table, numerical_gradient, rel_error
+from scratchrnn.gradcheck import (Row, check_function, check_layer, format_table,
+                                  numerical_gradient, rel_error)
 from scratchrnn.layers import LAYERS, RNN
 
 TOL = 1e-6
@@ -200,3 +201,73 @@ def test_step_functions_agree_with_the_sequence(backend, impl, variant, T, B, I,
         assert close(a, b)
     for k in params:
         assert close(total[k], grads[k]), k
+
+
+# ------------------------------------------------------ the gradcheck helpers themselves
+def test_rel_error_is_normwise():
+    a = np.array([1.0, 1e-13])
+    b = np.array([1.0, 3e-13])        # elementwise the second entry is 50% off ...
+    assert rel_error(a, b) < 1e-12    # ... but against the array's scale it is rounding noise
+    assert rel_error([2.0, 0.0], [1.0, 0.0]) == pytest.approx(1 / 3)
+    assert rel_error(np.zeros(3), np.zeros(3)) == 0.0                  # the floor: no 0/0
+    assert rel_error(np.zeros(2), np.full(2, 1e-14), floor=1e-6) == pytest.approx(1e-8)
+    assert rel_error(np.zeros(0), np.zeros(0)) == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        rel_error(np.zeros(2), np.zeros(3))
+
+
+def test_numerical_gradient_restores_and_differences_exactly(backend):
+    x = backend.asarray(np.array([[0.5, -1.0], [2.0, 3.0]]))
+    before = backend.asnumpy(x).copy()
+    g = numerical_gradient(lambda: (x ** 3).sum(), x)
+    assert isinstance(g, np.ndarray) and g.dtype == np.float64
+    np.testing.assert_allclose(g, 3 * before ** 2, rtol=1e-9)
+    np.testing.assert_array_equal(backend.asnumpy(x), before)       # restored bit for bit
+
+    def boom():
+        raise RuntimeError("loss failed")
+    with pytest.raises(RuntimeError):
+        numerical_gradient(boom, x)
+    np.testing.assert_array_equal(backend.asnumpy(x), before)       # also when f raises
+
+
+def test_numerical_gradient_float32_uses_the_step_actually_taken():
+    x = np.array([1000.0, 0.1], dtype=np.float32)
+    g = numerical_gradient(lambda: float((x.astype(np.float64) * [2.0, 3.0]).sum()), x, eps=1e-3)
+    np.testing.assert_allclose(g, [2.0, 3.0], rtol=1e-9)    # 1000 +- 1e-3 rounds in float32
+
+
+def test_numerical_gradient_region_marks_kinks():
+    x = np.array([2e-6, 1.0, -1.0])
+    f = lambda: np.maximum(x, 0).sum()                      # noqa: E731
+    g = numerical_gradient(f, x, eps=1e-5, region=lambda: x > 0)
+    assert np.isnan(g[0]) and g[1] == pytest.approx(1.0) and g[2] == 0.0
+
+
+def test_check_function_for_any_function():
+    """The generic helper a model can reuse: a loss closure, the arrays, the analytic grads."""
+    rng = np.random.default_rng(0)
+    W, v = rng.standard_normal((3, 4)), rng.standard_normal(3)
+    loss = lambda: float(np.tanh(v @ W).sum())             # noqa: E731
+    dW = np.outer(v, 1 - np.tanh(v @ W) ** 2)
+    dv = W @ (1 - np.tanh(v @ W) ** 2)
+    rows = check_function(loss, {"W": W, "v": v}, {"W": dW, "v": dv})
+    assert [r.name for r in rows] == ["W", "v"] and all(r.passed for r in rows)
+    rows = check_function(loss, {"W": W, "v": v}, {"W": dW, "v": dv * 1.01})
+    assert rows[0].passed and not rows[1].passed
+    with pytest.raises(ValueError, match="no analytic gradient"):
+        check_function(loss, {"W": W}, {})
+    with pytest.raises(ValueError, match="shape"):
+        check_function(loss, {"W": W}, {"W": dW.T})
+
+
+def test_format_table():
+    rows = [Row("l0.W_x", 1.5e-11, True), Row("h0", 2e-3, False, skipped=2)]
+    text = format_table(rows, {"cell": ["lstm", "lstm"]})
+    lines = text.splitlines()
+    assert lines[0].split() == ["cell", "parameter", "max", "rel", "error", "result", "skipped"]
+    assert lines[2].split() == ["lstm", "l0.W_x", "1.50e-11", "pass", "0"]
+    assert lines[3].split() == ["lstm", "h0", "2.00e-03", "FAIL", "2"]
+    assert "skipped" not in format_table(rows[:1])
+    with pytest.raises(ValueError, match="values"):
+        format_table(rows, {"cell": ["x"]})
