@@ -285,7 +285,7 @@ def markdown(record):
     lines.append(f"# scratchrnn benchmark — {record['date']}")
     lines.append("")
     lines.append(f"Command: `{record['command']}`  ")
-    lines.append(f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; threads {record['threads']}; "
+    lines.append(f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; threads {record['threads']}; niceness {record.get('niceness') or 0}; "
                  f"load average before/after {m['loadavg_before']} / {m['loadavg_after']}  ")
     lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()) + "  ")
     lines.append("GEMM peak (2048³ float32): " + ", ".join(
@@ -464,6 +464,9 @@ def parse_args(argv):
                     help="BLAS / torch threads per worker (default: all cores)")
     ap.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
                     help="before each case wait up to S seconds for other processes to leave the CPUs")
+    ap.add_argument("--nice", type=int, default=0, metavar="N",
+                    help="add N to the benchmark's niceness (negative N raises its CPU priority over "
+                         "other jobs on a shared machine; needs privileges, ignored without)")
     ap.add_argument("--no-breakdown", action="store_true", help="skip the per-phase breakdown")
     ap.add_argument("--out", default=str(HERE / "results"), help="output folder")
     ap.add_argument("--tag", default=None, help="JSON file name (default: cpu, or gpu when one ran)")
@@ -492,6 +495,12 @@ def main(argv=None):
     min_round_s = a.min_round_s if a.min_round_s is not None else (0.0 if a.quick else 0.15)
     warmup_s = 0.0 if a.quick else 0.3
 
+    niceness = None
+    if a.nice and hasattr(os, "nice"):
+        try:
+            niceness = os.nice(a.nice)                    # workers inherit it
+        except OSError as exc:
+            log(f"could not change niceness by {a.nice}: {exc}")
     loadavg_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     log(f"starting workers: {', '.join(impl_names)} ({a.threads} threads each)")
     workers, unavailable = {}, {}
@@ -555,7 +564,7 @@ def main(argv=None):
         "machine": dict(machine_info(), loadavg_before=[round(x, 2) for x in loadavg_before or []],
                         loadavg_after=[round(x, 2) for x in (os.getloadavg()
                                                              if hasattr(os, "getloadavg") else [])]),
-        "versions": versions(), "threads": a.threads, "rounds": rounds,
+        "versions": versions(), "threads": a.threads, "rounds": rounds, "niceness": niceness,
         "gemm_peak_gflops": {k: v for k, v in peaks.items() if k not in ("cpu", "gpu")},
         "peak_reference_gflops": {k: peaks[k] for k in ("cpu", "gpu") if k in peaks},
         "unavailable": unavailable, "grid": grid_results, "sweeps": sweep_out,
