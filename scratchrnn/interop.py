@@ -36,7 +36,8 @@ def _layer_class(module):
     for torch_cls, cls in ((nn.LSTM, LSTM), (nn.GRU, GRU), (nn.RNN, RNN)):
         if isinstance(module, torch_cls):
             return cls
-    raise ConfigError(f"from_torch needs an nn.RNN, nn.GRU or nn.LSTM, got {type(module).__name__}.")
+    raise ConfigError("from_torch needs an nn.RNN, nn.GRU or nn.LSTM, "
+                      f"got {type(module).__name__}.")
 
 
 def from_torch(module, backend="numpy", dtype=None):
@@ -60,8 +61,8 @@ def from_torch(module, backend="numpy", dtype=None):
     if dtype is None:
         torch_dtype = module.weight_ih_l0.dtype
         if torch_dtype not in (torch.float32, torch.float64):
-            raise ConfigError(f"from_torch supports float32 and float64 modules, got {torch_dtype}; "
-                              "pass dtype= to convert.")
+            raise ConfigError("from_torch supports float32 and float64 modules, "
+                              f"got {torch_dtype}; pass dtype= to convert.")
         dtype = "float64" if torch_dtype == torch.float64 else "float32"
     options = {"nonlinearity": module.nonlinearity} if cls is RNN else {}
     layer = cls(module.input_size, module.hidden_size, num_layers=module.num_layers,

@@ -1,9 +1,4 @@
-"""Shared test setup: the ``backend`` fixture and the Cell implementations: the cells run a readable "plain" path or a "fast" path
-(``scratchrnn.kernels``). ``use_impl(name)`` is a context manager that makes
-``name`` the process default for a block and restores the previous one, so a test
-parametrised over ``IMPLS`` checks both paths through the layer classes.
-
-Hypothesis profiles.
+"""Shared test setup: the ``backend`` and ``use_impl`` fixtures and the Hypothesis profiles.
 
 Backends: a test that takes ``backend`` runs once on NumPy and once on CuPy. The
 CuPy run is skipped, with ``cupy_unavailable_reason()`` as the reason, on a machine

@@ -1,10 +1,11 @@
 """``scratchrnn gradcheck``: every cell's hand-written BPTT against finite differences.
 
-For each cell (RNN with tanh and with relu, GRU, LSTM), each implementation of the
-cells (the readable "plain" code and the "fast" path of ``scratchrnn.kernels``) and
-each depth (1-3 layers) it builds a small float64 layer with random sizes, checks the gradient of every
-parameter, the input and the initial state(s) with ``scratchrnn.gradcheck.check_layer``
-and prints one table. Exit status 0 when every row passes, 1 otherwise.
+For each cell (RNN with tanh and with relu, GRU, LSTM), each implementation of
+the cells (the readable "plain" code and the "fast" path of ``scratchrnn.kernels``)
+and each depth (1-3 layers) it builds a small float64 layer with random sizes,
+checks the gradient of every parameter, the input and the initial state(s) with
+``scratchrnn.gradcheck.check_layer`` and prints one table. Exit status 0 when
+every row passes, 1 otherwise.
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def _layers(text):
     try:
         counts = tuple(int(p) for p in str(text).split(",") if p.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--layers wants integers like 1,2,3, got {text!r}.") from None
+        raise argparse.ArgumentTypeError(
+            f"--layers wants integers like 1,2,3, got {text!r}.") from None
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(f"--layers wants positive integers, got {text!r}.")
     return counts
