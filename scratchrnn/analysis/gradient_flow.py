@@ -1,0 +1,176 @@
+"""Gradient flow: how fast does the gradient of a late state die out going back in time?
+
+For one layer run over T steps (states s_1 .. s_T from inputs x_1 .. x_T and s_0), the
+quantity is the Jacobian J_d = dh_T / dh_{T-d} for d = 0 .. T (and, for an LSTM, also
+dc_T / dc_{T-d}). It is reported as the root-mean-square singular value
+
+    ||J_d||_F / sqrt(H)
+
+so that d = 0 (J = I) gives 1, and an RNN whose step Jacobian is a*Q (Q orthogonal) gives
+exactly a^d. The input of the layer (what the layer below sends) is held fixed, so this is
+the layer's own recurrence; for a stack it is exact, since h_t of layer k reaches h_T of
+layer k only through layer k's recurrence.
+
+How it is computed: the cell's hand-written ``step_backward`` is run in a reverse scan
+over the forward cache, starting from H probe vectors at once (the rows of the identity as
+a batch of H, each batch row of the forward pass repeated H times), with no gradient
+arriving from the outputs (dy = 0). After undoing step T-d+1 the carried state gradient
+is the matrix J_d (one row per probe), read off at every d. With B sequences the squared
+norms are averaged over them.
+"""
+from __future__ import annotations
+
+from scratchrnn.backend import CPU, backend_of
+from scratchrnn.cells import gru, lstm, rnn
+
+np = CPU.xp
+
+CELLS = {"rnn": rnn, "gru": gru, "lstm": lstm}
+FORGET_BIASES = (0.0, 1.0, -2.0, 2.0, 10.0)
+"""The LSTM forget-gate biases of the untrained sweep (the issue's list)."""
+
+
+def _step_cache(cell, cache, t, rep):
+    """The StepCache of step t rebuilt from a whole-sequence Cache, each row repeated by ``rep``."""
+    h_prev = cache.h0 if t == 0 else cache.hs[t - 1]
+    if cell is rnn:
+        return rnn.StepCache(rep(cache.xs[t]), rep(h_prev), rep(cache.hs[t]))
+    if cell is gru:
+        return gru.StepCache(rep(cache.xs[t]), rep(h_prev), rep(cache.gates[t]), rep(cache.hns[t]))
+    c_prev = cache.c0 if t == 0 else cache.cs[t - 1]
+    return lstm.StepCache(rep(cache.xs[t]), rep(h_prev), rep(c_prev), rep(cache.gates[t]),
+                          rep(cache.tanh_cs[t]))
+
+
+def state_step_backward(cell, params, dstate, step, nonlinearity="tanh"):
+    """Undo one step for the recurrent state only: dL/d(state after step) -> dL/d(state before).
+
+    The same computation as the state part of the cell's ``step_backward`` (its gate math,
+    ``gates_backward``, then ``dh_prev = da @ W_hᵀ``), without the input gradient and the
+    weight gradients, which this analysis does not need (they would triple the work; the
+    two are tested equal). ``step`` is the cell's StepCache; no gradient comes from the output.
+    """
+    W_hT = params["W_h"].T
+    if cell is lstm:
+        dh, dc = dstate
+        da, dc_prev = lstm.gates_backward(dh, dc, step.gates, step.c_prev, step.tanh_c)
+        return da @ W_hT, dc_prev                                  # undo h_prev W_h
+    if cell is gru:
+        dax, dah, dh_prev = gru.gates_backward(dstate, step.gates, step.hn, step.h_prev)
+        return dh_prev + dah @ W_hT                                # z path + undo h_prev W_h
+    _, act_backward = rnn._activation(nonlinearity)
+    return act_backward(dstate, step.h) @ W_hT                     # undo h = act(a), h_prev W_h
+
+
+def flow_from_cache(cell, params, cache, step_options=None, max_distance=None):
+    """Jacobian norms from one layer's forward cache.
+
+    cell:   the cell module (``cells.rnn``, ``cells.gru`` or ``cells.lstm``).
+    params: that layer's {"W_x", "W_h", "b_x", "b_h"}.
+    cache:  the layer's ``Cache`` over T steps and B sequences (``layer._caches[k]``).
+    step_options: e.g. {"nonlinearity": "relu"} for an RNN.
+    max_distance: stop after this many steps back (default T).
+    Returns {"h": (D+1,) float64} -- and "c" for LSTM -- the RMS singular value of
+    dh_T/dh_{T-d} (dc_T/dc_{T-d}) for d = 0..D, averaged over the B sequences.
+    """
+    opts = dict(step_options or {})
+    xp = backend_of(cache.hs).xp
+    T, B, H = cache.hs.shape
+    D = T if max_distance is None else min(int(max_distance), T)
+    rep = lambda a: xp.repeat(a, H, axis=0)                        # (B, .) -> (B*H, .)
+    probes = xp.tile(xp.eye(H, dtype=cache.hs.dtype), (B, 1))      # (B*H, H): row b*H+j = e_j
+    zeros = xp.zeros_like(probes)
+    wrt = ("h", "c") if cell is lstm else ("h",)
+    out = {}
+    for which in wrt:
+        if cell is lstm:
+            dstate = (probes, zeros) if which == "h" else (zeros, probes)
+        else:
+            dstate = probes
+        norms = [_rms_norm(probes, B, H, xp)]
+        for t in range(T - 1, T - 1 - D, -1):
+            step = _step_cache(cell, cache, t, rep)
+            dstate = state_step_backward(cell, params, dstate, step, **opts)     # undo step t
+            part = dstate if cell is not lstm else dstate[0 if which == "h" else 1]
+            norms.append(_rms_norm(part, B, H, xp))
+        out[which] = np.asarray(norms, dtype=np.float64)
+    return out
+
+
+def _rms_norm(J, B, H, xp):
+    """sqrt(mean over the B sequences of ||J_b||_F^2 / H), J: (B*H, H) stacked Jacobians."""
+    J = J.astype(xp.float64)
+    return float(xp.sqrt((J * J).sum() / (B * H)))
+
+
+def layer_flow(layer, xs, state=None, max_distance=None):
+    """Jacobian norms of every layer of a Recurrent stack (``layers.RNN/GRU/LSTM``) run on
+    xs (T, B, I) from ``state``. Returns a list, per layer, of ``flow_from_cache``'s dict."""
+    was_training = layer.training
+    layer.eval()
+    try:
+        layer.forward(xs, state)
+    finally:
+        layer.train(was_training)
+    return [flow_from_cache(layer.cell, layer.layer_params(k), layer._caches[k],
+                            layer._step_options, max_distance) for k in range(layer.num_layers)]
+
+
+def model_flow(model, windows, warmup=0, max_distance=None):
+    """Jacobian norms for a CharLM over text windows.
+
+    windows: (W, B) int ids, B sequences of W characters; the first ``warmup`` steps only
+             set the state, the reverse scan covers at most the last W - warmup steps.
+    Returns a list per layer of {"h": ..., "c": ...} as ``flow_from_cache``.
+    """
+    windows = np.asarray(windows, dtype=np.int64)
+    W = windows.shape[0]
+    D = W - warmup if max_distance is None else min(max_distance, W - warmup)
+    x = model.embed.forward(model.xp.asarray(windows))          # (W, B, E)
+    return layer_flow(model.rnn, x, None, D)
+
+
+def text_windows(ids, length, count, seed=0):
+    """(length, count) int: ``count`` windows of ``length`` ids cut at spread-out places of ids (N,)."""
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if ids.size < length:
+        reps = -(-length // max(ids.size, 1))
+        ids = np.tile(ids, reps)
+    starts = np.linspace(0, ids.size - length, count).astype(np.int64)
+    return np.stack([ids[s:s + length] for s in starts], axis=1)
+
+
+def untrained_sweep(vocab_size, hidden_size, windows, warmup=0, forget_biases=FORGET_BIASES,
+                    seed=0, max_distance=None, backend="numpy", dtype="float32"):
+    """Curves of freshly initialised one-layer models on the same windows.
+
+    Returns label -> {"h": norms, "c": norms (LSTM)} for "RNN", "GRU" and
+    "LSTM fb=<b>" for each forget-gate bias b (weights drawn with seed ``seed``; in float32
+    norms below ~1e-38 underflow to 0 and drop out of a log plot).
+    """
+    from scratchrnn.model import CharLM
+
+    specs = [("RNN", "rnn", None), ("GRU", "gru", None)]
+    specs += [(f"LSTM fb={b:+g}", "lstm", b) for b in forget_biases]
+    out = {}
+    for label, cell, fb in specs:
+        model = CharLM(vocab_size, cell, hidden_size, 1, forget_bias=1.0 if fb is None else fb,
+                       dtype=dtype, seed=seed, backend=backend)
+        out[label] = model_flow(model, windows, warmup, max_distance)[0]
+    return out
+
+
+def decay_rate(norms, start=1, stop=None):
+    """Geometric rate per step fitted to norms[d] ~ C * rate^d over d in [start, stop)
+    (least squares on the log; zero norms are left out). Returns the rate."""
+    norms = np.asarray(norms, dtype=np.float64)
+    d = np.arange(norms.size)[start:stop]
+    y = norms[start:stop]
+    keep = y > 0
+    slope = np.polyfit(d[keep], np.log(y[keep]), 1)[0]
+    return float(np.exp(slope))
+
+
+def curves_for_plot(flows, which="h"):
+    """label -> (distances, norms) for ``plots.gradient_flow_plot`` from label -> flow dict."""
+    return {label: (np.arange(f[which].size), f[which]) for label, f in flows.items() if which in f}
