@@ -40,7 +40,7 @@ def _layer_class(module):
                       f"got {type(module).__name__}.")
 
 
-def from_torch(module, backend="numpy", dtype=None):
+def from_torch(module, backend=None, dtype=None):
     """Build the scratchrnn layer equivalent to a PyTorch ``nn.RNN``/``nn.GRU``/``nn.LSTM``.
 
     Copies the weights (transposed, see the module doc), num_layers, batch_first,

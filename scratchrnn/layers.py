@@ -20,12 +20,17 @@ PARAM_NAMES = ("W_x", "W_h", "b_x", "b_h")
 
 
 class Recurrent:
-    """A stack of ``num_layers`` cells of one kind; subclasses pick the cell."""
+    """A stack of ``num_layers`` cells of one kind; subclasses pick the cell.
+
+    backend: "numpy", "cupy", "auto", a Backend, or None for ``$SCRATCHRNN_BACKEND``
+    (numpy when unset).  dtype: "float32" (default) or "float64".  seed: weights and
+    dropout masks are drawn from it (the same seed gives the same weights on CPU and GPU).
+    """
 
     cell = None          # the cell module (cells/rnn.py, cells/gru.py, cells/lstm.py)
 
     def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0, batch_first=False,
-                 backend="numpy", dtype="float32", seed=None, **cell_options):
+                 backend=None, dtype="float32", seed=None, **cell_options):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -37,7 +37,7 @@ class CharLM:
     """A character (or word) level language model with hand-written backward."""
 
     def __init__(self, vocab_size, cell="lstm", hidden_size=128, num_layers=2, embedding_size=0,
-                 dropout=0.0, nonlinearity="tanh", forget_bias=1.0, backend="numpy",
+                 dropout=0.0, nonlinearity="tanh", forget_bias=1.0, backend=None,
                  dtype="float32", seed=None):
         if cell not in LAYERS:
             raise ConfigError(f"Unknown cell {cell!r}; choose one of {', '.join(LAYERS)}.")
@@ -68,7 +68,7 @@ class CharLM:
         self._cache = None
 
     @classmethod
-    def from_config(cls, config, backend="numpy", seed=None):
+    def from_config(cls, config, backend=None, seed=None):
         """Build an (untrained) model from ``config`` as saved in a checkpoint."""
         return cls(**{k: config[k] for k in CONFIG_KEYS}, backend=backend, seed=seed)
 

@@ -29,7 +29,7 @@ def read_run(path):
     return arrays, meta
 
 
-def load_model(path, backend="numpy"):
+def load_model(path, backend=None):
     """Rebuild the model saved at ``path`` on ``backend``. Returns (model, vocab, meta)."""
     arrays, meta = read_run(path)
     try:

@@ -67,7 +67,7 @@ class TrainConfig:
     eval_tokens: int = 100_000      # score at most this many val tokens per evaluation
     patience: int | None = None     # stop after this many evaluations without improvement
     seed: int = 0
-    backend: str = "numpy"
+    backend: str | None = None     # None: $SCRATCHRNN_BACKEND, else numpy
     out_dir: str = "runs/latest"
     progress: bool = True
 

@@ -17,7 +17,8 @@ def add_parser(sub):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seq-length", dest="seq_len", type=int, default=128)
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
-    p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default="numpy")
+    p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default=None,
+                   help="array backend (default: $SCRATCHRNN_BACKEND, else numpy)")
     p.set_defaults(func=run)
     return p
 

@@ -18,7 +18,8 @@ def add_parser(sub):
                    help="sample (softmax/T), argmax, topk, or rand (uniform baseline)")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default="numpy")
+    p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default=None,
+                   help="array backend (default: $SCRATCHRNN_BACKEND, else numpy)")
     p.set_defaults(func=run)
     return p
 
