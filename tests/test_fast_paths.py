@@ -90,6 +90,18 @@ def test_numpy_fast_equals_plain_random_shapes(name, T, B, I, H, seed, scale):
                   TOL["float64"], name)
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 100, 1 << 30])
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_numpy_fast_backward_blocks(monkeypatch, name, chunk_bytes):
+    """The backward's cache-sized blocks of steps (one step, a few, all T) change nothing."""
+    from scratchrnn.kernels import numpy_fast
+    monkeypatch.setattr(numpy_fast, "CHUNK_BYTES", chunk_bytes)
+    cell = CELLS[name]
+    problem = _random_problem(cell, 7, 2, 3, 4, "float64", seed=3, backend=get_backend("numpy"))
+    _assert_close(_run(cell, problem, "plain", {}), _run(cell, problem, "fast", {}),
+                  TOL["float64"], name)
+
+
 def test_fast_path_does_not_modify_inputs():
     cell = CELLS["lstm"]
     problem = _random_problem(cell, 5, 2, 3, 4, "float64", 0, get_backend("numpy"))
