@@ -64,6 +64,20 @@ def _assert_close(a, b, tol, where):
 
 
 # ------------------------------------------------------------------ NumPy
+@pytest.fixture(params=["compiled", "numpy-only"])
+def cpu_variant(request, monkeypatch):
+    """Run each NumPy fast-path test with the compiled LSTM step (where it builds) and without."""
+    from scratchrnn.kernels import cpu_compiled, numpy_fast
+    if request.param == "compiled":
+        if not cpu_compiled.available():
+            pytest.skip(f"compiled helper unavailable: {cpu_compiled.unavailable_reason()}")
+        monkeypatch.setattr(numpy_fast, "USE_COMPILED", True)
+    else:
+        monkeypatch.setattr(numpy_fast, "USE_COMPILED", False)
+    return request.param
+
+
+@pytest.mark.usefixtures("cpu_variant")
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name,opts", VARIANTS, ids=[f"{n}-{o.get('nonlinearity', '')}".strip("-")
                                                        for n, o in VARIANTS])
@@ -76,7 +90,9 @@ def test_numpy_fast_equals_plain(name, opts, dtype, T, B, I, H):
     _assert_close(plain, fast, TOL[dtype], name)
 
 
-@settings(max_examples=25, deadline=None)
+@pytest.mark.usefixtures("cpu_variant")
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[__import__("hypothesis").HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(["rnn", "gru", "lstm"]), T=st.integers(1, 7), B=st.integers(1, 4),
        I=st.integers(1, 6), H=st.integers(1, 9), seed=st.integers(0, 2**16),
        scale=st.sampled_from([0.1, 1.0, 8.0]))
@@ -90,6 +106,7 @@ def test_numpy_fast_equals_plain_random_shapes(name, T, B, I, H, seed, scale):
                   TOL["float64"], name)
 
 
+@pytest.mark.usefixtures("cpu_variant")
 @pytest.mark.parametrize("chunk_bytes", [1, 100, 1 << 30])
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
 def test_numpy_fast_backward_blocks(monkeypatch, name, chunk_bytes):
@@ -115,6 +132,24 @@ def test_fast_path_does_not_modify_inputs():
         np.testing.assert_array_equal(before_p[k], problem[0][k])
 
 
+def test_compiled_lstm_used_where_it_builds():
+    from scratchrnn.kernels import cpu_compiled
+    reason = cpu_compiled.unavailable_reason()
+    assert reason is None or isinstance(reason, str)
+
+
+@pytest.mark.usefixtures("cpu_variant")
+def test_compiled_backward_on_a_plain_cache():
+    """A cache made by the plain forward goes through the fast backward unchanged."""
+    cell = CELLS["lstm"]
+    params, xs, state0, dys, dstateT = _random_problem(cell, 5, 2, 3, 4, "float32", 4,
+                                                       get_backend("numpy"))
+    _, _, cache = cell.forward(params, xs, state0, impl="plain")
+    _assert_close(cell.backward(params, dys, dstateT, cache, impl="plain"),
+                  cell.backward(params, dys, dstateT, cache, impl="fast"), TOL["float32"], "lstm")
+
+
+@pytest.mark.usefixtures("cpu_variant")
 def test_backward_can_run_twice_on_one_cache():
     """The fast backward leaves the cache intact (the plain one does too)."""
     cell = CELLS["gru"]
@@ -125,6 +160,7 @@ def test_backward_can_run_twice_on_one_cache():
     _assert_close(first, second, 0.0, "gru")
 
 
+@pytest.mark.usefixtures("cpu_variant")
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
 def test_layer_default_is_fast_and_equal_to_plain(name):
     """The layer (2 layers, dropout off) gives the same outputs and grads either way."""

@@ -19,7 +19,8 @@ What changes, and why each pays on a CPU (numbers in docs/performance.md):
    (all T steps when B·H is small, one step when it is large: see ``CHUNK_BYTES``); the
    reverse loop then only multiplies by dh / dc and does ``dh_prev = da @ W_hᵀ``
    (3-9 calls per step instead of ~20).
-5. ``dW_h`` = h0ᵀ·da_0 + hs[:-1]ᵀ·da[1:]: no concatenated copy of the previous states.
+5. ``dW_h`` = h0ᵀ·da_0 + hs[:-1]ᵀ·da[1:]: no concatenated copy of the previous states
+   (below B = 16 the copy is cheaper than a GEMM over B rows, and is made).
 6. The per-step backward GEMM ``da_t @ W_hᵀ`` reads a C-contiguous copy of W_hᵀ made once
    per call: OpenBLAS runs this "NN" product 1.2-1.7x faster than the "NT" one on the
    transposed view at B = 32-128 (measured).
@@ -86,9 +87,13 @@ def _weight_grads(xs, h0, hs, dax, dah, W_x):
     GH = dax.shape[-1]
     dax2, dah2 = dax.reshape(T * B, GH), dah.reshape(T * B, GH)
     dW_x = xs.reshape(T * B, I).T @ dax2                        # undo a_x = x W_x
-    dW_h = h0.T @ dah[0]                                        # undo a_h = h_prev W_h, step 0
-    if T > 1:                                                   # ... and steps 1..T-1
-        dW_h += hs[:-1].reshape((T - 1) * B, H).T @ dah[1:].reshape((T - 1) * B, GH)
+    if B < 16:   # a GEMM over B rows alone is slow; copying the states is cheap here
+        h_prev = np.concatenate([h0[None], hs[:-1]], axis=0).reshape(T * B, H)
+        dW_h = h_prev.T @ dah2                                  # undo a_h = h_prev W_h
+    else:        # no copy: step 0 with h0, then steps 1..T-1 with hs[:-1]
+        dW_h = h0.T @ dah[0]
+        if T > 1:
+            dW_h += hs[:-1].reshape((T - 1) * B, H).T @ dah[1:].reshape((T - 1) * B, GH)
     db_x = dax2.sum(axis=0)
     db_h = db_x.copy() if dah is dax else dah2.sum(axis=0)
     dxs = (dax2 @ W_x.T).reshape(T, B, I)                       # undo x W_x
@@ -290,10 +295,37 @@ def gru_backward(params, dys, dhT, cache):
     return dxs, dh_next, grads
 
 
+# ===================================================================== compiled LSTM step
+USE_COMPILED = True
+"""Run the LSTM gate math through ``cpu_compiled`` (one C call per step) when it builds
+here; False keeps everything in NumPy (the tests run both)."""
+
+
+def _compiled(*arrays):
+    if not USE_COMPILED:
+        return None
+    from . import cpu_compiled
+    if cpu_compiled.supports(*arrays) and cpu_compiled.available():
+        return cpu_compiled
+    return None
+
+
+def lstm_forward_dispatch(params, xs, state0):
+    c = _compiled(xs, params["W_x"], params["W_h"], state0[0], state0[1])
+    return (c.lstm_forward if c else lstm_forward)(params, xs, state0)
+
+
+def lstm_backward_dispatch(params, dys, dstateT, cache):
+    c = _compiled(dys, params["W_h"], cache.gates, cache.c0, dstateT[0], dstateT[1])
+    if c is not None and c.contiguous_ok(cache):
+        return c.lstm_backward(params, dys, dstateT, cache)
+    return lstm_backward(params, dys, dstateT, cache)
+
+
 class _Cell:
     def __init__(self, forward, backward):
         self.forward, self.backward = forward, backward
 
 
 CELLS = {"rnn": _Cell(rnn_forward, rnn_backward), "gru": _Cell(gru_forward, gru_backward),
-         "lstm": _Cell(lstm_forward, lstm_backward)}
+         "lstm": _Cell(lstm_forward_dispatch, lstm_backward_dispatch)}

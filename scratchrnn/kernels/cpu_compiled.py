@@ -1,0 +1,209 @@
+"""Optional compiled helper for the LSTM step on the CPU (beside the NumPy fast path).
+
+At small batch sizes a NumPy step is bounded by call overhead (~0.7 µs per ufunc,
+~17 calls per LSTM step forward+backward), and at mid sizes by the ~10 passes the
+gate math makes over each (B, 4H) block. Here the whole gate math of one step is
+ONE C function (one pass, SIMD ``tanh`` from glibc's libmvec), called through
+``ctypes``; the GEMMs stay NumPy's (OpenBLAS). A step is then: forward
+``h @ W_h`` + one call; backward one call + ``da @ W_hᵀ``.
+
+The C source below is compiled on first use with the system C compiler
+(``$CC`` or ``cc``) into ``$SCRATCHRNN_CACHE`` (default ``~/.cache/scratchrnn``),
+keyed by source, compiler and CPU. Nothing is required: if there is no compiler,
+or ``SCRATCHRNN_COMPILED=0``, or the build fails, ``available()`` is False and the
+NumPy fast path runs. Tested equal to the plain path in tests/test_fast_paths.py.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..cells import lstm as _lstm
+
+SOURCE = r"""
+#include <math.h>
+#include <stddef.h>
+
+/* One LSTM step, gate order i, f, g, o; rows b of a (B, 4H) block; T = float or double.
+   forward:  a = g_io (x W_x + b, overwritten) + ah (h W_h);  i,f,o = sigma(a), g = tanh(a)
+             c = f c_prev + i g;  tanh_c = tanh(c);  h = o tanh_c
+   backward: dh = dy + dh_next;  dc = dc_next + dh o (1 - tanh_c^2)
+             da_i = dc g i(1-i)  da_f = dc c_prev f(1-f)  da_g = dc i (1-g^2)
+             da_o = dh tanh_c o(1-o);  dc_prev = dc f                                   */
+#define LSTM(T, SUF, TANH)                                                                \
+void lstm_fwd_##SUF(long B, long H, T *restrict g_io, const T *restrict ah,               \
+                    const T *restrict c_prev, T *restrict c, T *restrict tanh_c,          \
+                    T *restrict h) {                                                      \
+  for (long b = 0; b < B; ++b) {                                                          \
+    T *g = g_io + b * 4 * H; const T *a = ah + b * 4 * H;                                 \
+    const T *cp = c_prev + b * H; T *cb = c + b * H, *tc = tanh_c + b * H, *hb = h + b * H; \
+    for (long j = 0; j < 2 * H; ++j) g[j] = (T)0.5 * TANH((T)0.5 * (g[j] + a[j])) + (T)0.5; \
+    for (long j = 2 * H; j < 3 * H; ++j) g[j] = TANH(g[j] + a[j]);                        \
+    for (long j = 3 * H; j < 4 * H; ++j) g[j] = (T)0.5 * TANH((T)0.5 * (g[j] + a[j])) + (T)0.5; \
+    for (long j = 0; j < H; ++j) cb[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j];          \
+    for (long j = 0; j < H; ++j) tc[j] = TANH(cb[j]);                                     \
+    for (long j = 0; j < H; ++j) hb[j] = g[3 * H + j] * tc[j];                            \
+  }                                                                                       \
+}                                                                                         \
+void lstm_bwd_##SUF(long B, long H, const T *restrict dy, const T *restrict dh_next,     \
+                    const T *restrict dc_next, const T *restrict gates,                   \
+                    const T *restrict c_prev, const T *restrict tanh_c,                   \
+                    T *restrict da, T *restrict dc_prev) {                                \
+  for (long b = 0; b < B; ++b) {                                                          \
+    const T *g = gates + b * 4 * H; T *d = da + b * 4 * H;                                \
+    const T *y = dy + b * H, *hn = dh_next + b * H, *cn = dc_next + b * H;                \
+    const T *cp = c_prev + b * H, *tc = tanh_c + b * H; T *dcp = dc_prev + b * H;         \
+    for (long j = 0; j < H; ++j) {                                                        \
+      T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j], t = tc[j];           \
+      T dh = y[j] + hn[j];                                                                \
+      T dc = cn[j] + dh * o * ((T)1 - t * t);                                             \
+      d[j] = dc * gg * i * ((T)1 - i);                                                    \
+      d[H + j] = dc * cp[j] * f * ((T)1 - f);                                             \
+      d[2 * H + j] = dc * i * ((T)1 - gg * gg);                                           \
+      d[3 * H + j] = dh * t * o * ((T)1 - o);                                             \
+      dcp[j] = dc * f;                                                                    \
+    }                                                                                     \
+  }                                                                                       \
+}
+LSTM(float, f32, tanhf)
+LSTM(double, f64, tanh)
+"""
+
+_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
+_lib = None
+_tried = False
+_error = None
+
+
+def _cpu_key():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return line
+    except OSError:
+        pass
+    return platform.processor() + platform.machine()
+
+
+def _build():
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise RuntimeError("no C compiler found (set CC)")
+    key = hashlib.sha256("\n".join([SOURCE, cc, " ".join(_FLAGS), _cpu_key(),
+                                    platform.platform()]).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("SCRATCHRNN_CACHE", Path.home() / ".cache" / "scratchrnn"))
+    so = cache / f"lstm_step_{key}.so"
+    if not so.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            src = Path(tmp) / "lstm_step.c"
+            src.write_text(SOURCE)
+            out = Path(tmp) / so.name
+            subprocess.run([cc, *_FLAGS, "-o", str(out), str(src), "-lm"], check=True,
+                           capture_output=True, timeout=120)
+            os.replace(out, so)                      # atomic: concurrent builds are safe
+    lib = ctypes.CDLL(str(so))
+    for suf in ("f32", "f64"):
+        for name, nargs in (("lstm_fwd_", 6), ("lstm_bwd_", 8)):
+            fn = getattr(lib, name + suf)
+            fn.argtypes = [ctypes.c_long, ctypes.c_long] + [ctypes.c_void_p] * nargs
+            fn.restype = None
+    return lib
+
+
+def available():
+    """True when the helper is built (or builds now) and not disabled by SCRATCHRNN_COMPILED=0."""
+    global _lib, _tried, _error
+    if os.environ.get("SCRATCHRNN_COMPILED", "1").strip() in ("0", "false", "no", "off"):
+        return False
+    if not _tried:
+        _tried = True
+        try:
+            _lib = _build()
+        except Exception as exc:                     # no compiler, failed build, no libm ...
+            _lib, _error = None, f"{type(exc).__name__}: {exc}"
+    return _lib is not None
+
+
+def unavailable_reason():
+    return None if available() else (_error or "disabled by SCRATCHRNN_COMPILED=0")
+
+
+def supports(*arrays):
+    """The helper handles C-contiguous float32/float64 arrays of one dtype."""
+    dt = arrays[0].dtype
+    return dt in (np.float32, np.float64) and all(a.dtype == dt for a in arrays)
+
+
+def _fns(dt):
+    if not available():
+        raise RuntimeError(f"the compiled LSTM helper is unavailable: {unavailable_reason()}")
+    suf = "f32" if dt == np.float32 else "f64"
+    return getattr(_lib, "lstm_fwd_" + suf), getattr(_lib, "lstm_bwd_" + suf)
+
+
+def lstm_forward(params, xs, state0):
+    h0, c0 = state0
+    T, B, I = xs.shape
+    W_h = params["W_h"]
+    H = W_h.shape[0]
+    dt = np.result_type(xs, W_h)
+    h0c = np.ascontiguousarray(h0, dtype=dt)
+    c0c = np.ascontiguousarray(c0, dtype=dt)
+    W_h = np.ascontiguousarray(W_h, dtype=dt)
+    gates = np.empty((T, B, 4 * H), dt)
+    np.matmul(xs.reshape(T * B, I), params["W_x"], out=gates.reshape(T * B, 4 * H))
+    gates += params["b_x"] + params["b_h"]                      # a_x of every step, biases once
+    hs, cs, tanh_cs = (np.empty((T, B, H), dt) for _ in range(3))
+    ah = np.empty((B, 4 * H), dt)
+    fwd, _ = _fns(dt)
+    step_g, step_h = gates.strides[0], hs.strides[0]
+    p_g, p_h, p_c, p_tc = (a.ctypes.data for a in (gates, hs, cs, tanh_cs))
+    p_ah = ah.ctypes.data
+    h, p_cprev = h0c, c0c.ctypes.data
+    for t in range(T):
+        np.matmul(h, W_h, out=ah)
+        fwd(B, H, p_g + t * step_g, p_ah, p_cprev, p_c + t * step_h, p_tc + t * step_h,
+            p_h + t * step_h)
+        h, p_cprev = hs[t], p_c + t * step_h
+    return hs, (hs[-1], cs[-1]), _lstm.Cache(xs, h0, c0, hs, cs, gates, tanh_cs)
+
+
+def lstm_backward(params, dys, dstateT, cache):
+    from .numpy_fast import _weight_grads
+    xs, h0, c0, hs, cs, gates, tanh_cs = cache
+    T, B, H = hs.shape
+    dt = np.result_type(dys, hs)
+    dys = np.ascontiguousarray(dys, dtype=dt)
+    c0c = np.ascontiguousarray(c0, dtype=dt)
+    W_hT = np.ascontiguousarray(params["W_h"].T, dtype=dt)
+    das = np.empty((T, B, 4 * H), dt)
+    dh_next = np.array(dstateT[0], dtype=dt, copy=True, order="C")
+    dc_a = np.array(dstateT[1], dtype=dt, copy=True, order="C")
+    dc_b = np.empty((B, H), dt)
+    _, bwd = _fns(dt)
+    sg, sh = gates.strides[0], hs.strides[0]
+    p_g, p_tc, p_c, p_dy, p_da = (a.ctypes.data for a in (gates, tanh_cs, cs, dys, das))
+    p_dh = dh_next.ctypes.data
+    for t in range(T - 1, -1, -1):
+        p_cprev = p_c + (t - 1) * sh if t > 0 else c0c.ctypes.data
+        bwd(B, H, p_dy + t * sh, p_dh, dc_a.ctypes.data, p_g + t * sg, p_cprev, p_tc + t * sh,
+            p_da + t * sg, dc_b.ctypes.data)
+        np.matmul(das[t], W_hT, out=dh_next)                    # undo h_prev W_h
+        dc_a, dc_b = dc_b, dc_a
+    dxs, grads = _weight_grads(xs, h0, hs, das, das, params["W_x"])
+    return dxs, (dh_next, dc_a), grads
+
+
+def contiguous_ok(cache):
+    """The compiled backward indexes the cache arrays by raw strides: they must be C-contiguous."""
+    return all(a.flags.c_contiguous for a in (cache.hs, cache.cs, cache.gates, cache.tanh_cs))
