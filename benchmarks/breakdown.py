@@ -56,7 +56,7 @@ def _gemm_replay(layer, shape):
     return run
 
 
-def breakdown(runner, reps=3):
+def breakdown(runner, reps=3, memory=None):
     layer = runner.layer
 
     def fwdbwd():
@@ -69,7 +69,7 @@ def breakdown(runner, reps=3):
     gemm = _median_time(_gemm_replay(layer, tuple(runner.x.shape)), reps)
     out = {"total_s": total, "gemm_s": gemm}
     if layer.backend.name == "numpy":
-        nbytes = max(runner.memory()["peak_bytes"], 1)
+        nbytes = max((memory or runner.memory())["peak_bytes"], 1)
         n = max(nbytes // 4, 1024)
         reused = np.empty(n, np.float32)
         reused.fill(1.0)

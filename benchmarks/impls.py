@@ -85,22 +85,22 @@ class ScratchRunner:
 
 
 def _traced(runner):
-    """Peak and forward-retained bytes of two training iterations, by tracemalloc
+    """Peak and forward-retained bytes of one training iteration, by tracemalloc
     (NumPy reports its data buffers to it). The baseline holds parameters,
-    gradients and the inputs; outputs of an earlier call are dropped first."""
+    gradients and the inputs; outputs of an earlier call are dropped first.
+    (Nothing is kept between iterations, so one warm iteration is the steady state.)"""
     runner.y = runner.dx = None
     if hasattr(runner, "caches"):
         runner.caches = None
+    if hasattr(runner, "layer"):
+        runner.layer._caches = None
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        cache = 0
-        for _ in range(2):
-            runner.forward()
-            cache = tracemalloc.get_traced_memory()[0] - base
-            runner.backward()
-            runner.update()
-            runner.dx = None
+        runner.forward()
+        cache = tracemalloc.get_traced_memory()[0] - base
+        runner.backward()
+        runner.update()
         peak = tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()

@@ -16,6 +16,12 @@ throughput is steps * B * T / wall time; the table shows the median over rounds 
 the min-max range. The JSON written to ``benchmarks/results/train_throughput-<date>.json``
 keeps every round, the load average, and the share of the wall time this process spent
 on the CPU (a value far below the thread count means other work competed for the cores).
+
+On a shared machine, other processes distort the numbers (multithreaded BLAS suffers
+most), so each round also records the share of the CPUs that *other* processes used
+while it ran (from /proc/stat); ``--wait-idle S`` waits for a quiet moment before
+starting and before each round, and the table adds the median over the "clean" rounds
+(other load under 15%). ``--threads 1`` makes the measurement far less sensitive to load.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import tempfile
 import time
 
 CELLS = ("rnn", "gru", "lstm")
+CLEAN = 0.15        # a round is "clean" when other processes used less than this share of the CPUs
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -37,7 +44,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Training throughput (chars/s of full training steps) "
                                             "for each cell at the default TrainConfig sizes.")
     p.add_argument("--cells", default=",".join(CELLS), help="comma-separated (default rnn,gru,lstm)")
-    p.add_argument("--rounds", type=int, default=7, help="timed rounds per cell (at least 5)")
+    p.add_argument("--rounds", type=int, default=9, help="timed rounds per cell (at least 5)")
     p.add_argument("--round-seconds", type=float, default=2.0, help="target length of one round")
     p.add_argument("--warmup-seconds", type=float, default=2.0, help="untimed steps first, per cell")
     p.add_argument("--backend", default="numpy", choices=("numpy", "cupy"))
@@ -53,9 +60,11 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes and short rounds: checks the script works, numbers mean little")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
-                   help="first wait up to this long for other processes to leave the CPUs idle")
+                   help="first wait up to this long for other processes to leave the CPUs idle, "
+                        "and up to min(SECONDS, 60) before each round")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for the JSON")
     p.add_argument("--no-save", action="store_true", help="print the table only")
+    p.add_argument("--tag", default="", help="appended to the JSON file name, e.g. threads2")
     a = p.parse_args(argv)
     if a.rounds < 5 and not a.quick:
         p.error("--rounds must be at least 5 (medians over fewer rounds are not worth reporting)")
@@ -205,6 +214,8 @@ def run(a, log=print):
     rounds = {cell: [] for cell in a.cells}
     for r in range(a.rounds):
         for cell in a.cells:
+            if a.wait_idle > 0:          # a quiet machine before each round, if it comes soon
+                wait_for_idle(min(a.wait_idle, 60.0), CLEAN, log)
             trainer = trainers[cell]
             steps = steps_per_round[cell]
             wall, cpu, foreign = timed_steps(trainer, steps)
@@ -217,10 +228,14 @@ def run(a, log=print):
     results = {}
     for cell in a.cells:
         rates = [x["chars_per_s"] for x in rounds[cell]]
+        clean = [x["chars_per_s"] for x in rounds[cell]
+                 if x["foreign_load"] is not None and x["foreign_load"] < CLEAN]
         ms = [x["ms_per_step"] for x in rounds[cell]]
         results[cell] = dict(info[cell], rounds=rounds[cell],
                              chars_per_s={"median": statistics.median(rates), "min": min(rates),
-                                          "max": max(rates)},
+                                          "max": max(rates),
+                                          "clean_median": statistics.median(clean) if clean else None,
+                                          "clean_rounds": len(clean)},
                              ms_per_step={"median": statistics.median(ms), "min": min(ms), "max": max(ms)},
                              cpu_share=sum(x["cpu_s"] for x in rounds[cell]) /
                              sum(x["wall_s"] for x in rounds[cell]),
@@ -244,13 +259,15 @@ def markdown(record):
              f"(clip {c['grad_clip']}), {c['source']!r} first {c['max_chars']:,} chars, "
              f"backend {c['backend']}; {record['rounds']} rounds per cell.",
              "",
-             "| cell | parameters | chars/s (median) | min – max | ms/step (median) | CPU share "
-             "| other load |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| cell | parameters | chars/s (median) | min – max | ms/step (median) "
+             "| chars/s, clean rounds (median, n) | CPU share | other load |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for cell, r in record["results"].items():
         cps, ms, other = r["chars_per_s"], r["ms_per_step"], r["foreign_load"]
+        clean = ("—" if cps["clean_median"] is None
+                 else f"{cps['clean_median']:,.0f} ({cps['clean_rounds']})")
         lines.append(f"| {cell} | {r['params']:,} | {cps['median']:,.0f} | "
-                     f"{cps['min']:,.0f} – {cps['max']:,.0f} | {ms['median']:.1f} | "
+                     f"{cps['min']:,.0f} – {cps['max']:,.0f} | {ms['median']:.1f} | {clean} | "
                      f"{r['cpu_share']:.2f} | {'n/a' if other is None else f'{100 * other:.0f}%'} |")
     m = record["machine"]
     lines += ["", f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, Python {m['python']}; "
@@ -258,7 +275,8 @@ def markdown(record):
               "Versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()) + ".",
               "CPU share = process CPU time / wall time over the timed rounds (above 1 with "
               "multithreaded BLAS). Other load = median share of all CPUs used by other processes "
-              "during a round; numbers taken with other load well above 0 understate the speed."]
+              "during a round; numbers taken with other load well above 0 understate the speed. "
+              f"Clean rounds: other load below {100 * CLEAN:.0f}%."]
     return "\n".join(lines)
 
 
@@ -270,12 +288,13 @@ def main(argv=None):
     load = lambda: [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None  # noqa: E731
     log = lambda msg: print(msg, file=sys.stderr, flush=True)   # noqa: E731
     if a.wait_idle > 0:
-        wait_for_idle(a.wait_idle, 0.15, log)
+        wait_for_idle(a.wait_idle, CLEAN, log)
     loadavg_before = load()
     started = time.perf_counter()
     config, results = run(a, log)
     now = _dt.datetime.now()
     record = {"benchmark": "train_throughput", "date": now.strftime("%Y-%m-%d"),
+              "command": "python benchmarks/train_throughput.py " + " ".join(argv or sys.argv[1:]),
               "time": now.isoformat(timespec="seconds"), "quick": a.quick, "rounds": a.rounds,
               "round_seconds": a.round_seconds, "warmup_seconds": a.warmup_seconds,
               "config": config, "results": results,
@@ -284,7 +303,7 @@ def main(argv=None):
     print(markdown(record))
     if not a.no_save:
         os.makedirs(a.out, exist_ok=True)
-        suffix = "-quick" if a.quick else ""
+        suffix = ("-quick" if a.quick else "") + (f"-{a.tag}" if a.tag else "")
         path = os.path.join(a.out, f"train_throughput-{record['date']}{suffix}.json")
         with open(path, "w") as f:
             json.dump(record, f, indent=1)

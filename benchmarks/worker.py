@@ -50,7 +50,7 @@ def main(argv=None):
         _reply({"unavailable": reason})
         return 0
     _reply({"ready": True, "pid": os.getpid()})
-    runner, reps, case = None, 1, None
+    runner, reps, case, per, last_memory = None, 1, None, 0.0, None
     for line in sys.stdin:
         msg = json.loads(line)
         op = msg["op"]
@@ -65,7 +65,9 @@ def main(argv=None):
                 while time.perf_counter() - t_start < msg.get("warmup_s", 0.2) and n < 50:
                     _iteration(runner)
                     n += 1
-                per = min(_iteration(runner)[2], first)
+                # one more iteration to calibrate, unless the first already fills a round
+                per = first if first >= msg.get("min_round_s", 0.15) else \
+                    min(_iteration(runner)[2], first)
                 reps = max(1, min(200, int(msg.get("min_round_s", 0.15) / max(per, 1e-9)) + 1))
                 _reply({"ok": True, "reps": reps, "first_s": first, "warmup_iters": n})
             elif op == "round":
@@ -74,12 +76,14 @@ def main(argv=None):
                 _reply({"ok": True, "fwd": fwd, "bwd": bwd, "fwdbwd": fwd + bwd, "train": train,
                         "reps": reps})
             elif op == "memory":
-                _reply({"ok": True, **runner.memory()})
+                last_memory = runner.memory()
+                _reply({"ok": True, **last_memory})
             elif op == "peak":
                 _reply({"ok": True, "gflops": impls.gemm_peak(impl)})
             elif op == "breakdown":
                 from .breakdown import breakdown
-                _reply({"ok": True, **breakdown(runner)})
+                _reply({"ok": True, **breakdown(runner, reps=1 if per > 1.0 else 3,
+                                                memory=last_memory)})
             elif op == "quit":
                 _reply({"ok": True})
                 return 0
