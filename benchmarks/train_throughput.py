@@ -237,8 +237,7 @@ def run(a, log=print):
                                           "clean_median": statistics.median(clean) if clean else None,
                                           "clean_rounds": len(clean)},
                              ms_per_step={"median": statistics.median(ms), "min": min(ms), "max": max(ms)},
-                             cpu_share=sum(x["cpu_s"] for x in rounds[cell]) /
-                             sum(x["wall_s"] for x in rounds[cell]),
+                             cpu_share=statistics.median(x["cpu_s"] / x["wall_s"] for x in rounds[cell]),
                              foreign_load=_median_or_none([x["foreign_load"] for x in rounds[cell]]))
     cfg0 = trainers[a.cells[0]].cfg
     config = {k: getattr(cfg0, k) for k in ("source", "max_chars", "hidden_size", "num_layers",
@@ -273,7 +272,7 @@ def markdown(record):
     lines += ["", f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}, Python {m['python']}; "
                   f"load average before/after {m['loadavg_before']} / {m['loadavg_after']}.",
               "Versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()) + ".",
-              "CPU share = process CPU time / wall time over the timed rounds (above 1 with "
+              "CPU share = median over rounds of process CPU time / wall time (above 1 with "
               "multithreaded BLAS). Other load = median share of all CPUs used by other processes "
               "during a round; numbers taken with other load well above 0 understate the speed. "
               f"Clean rounds: other load below {100 * CLEAN:.0f}%."]
