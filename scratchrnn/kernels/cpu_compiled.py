@@ -1,8 +1,8 @@
-"""Optional compiled helper for the LSTM step on the CPU (beside the NumPy fast path).
+"""Optional compiled helper for the LSTM and GRU steps on the CPU (beside the NumPy fast path).
 
 At small batch sizes a NumPy step is bounded by call overhead (~0.7 µs per ufunc,
 ~17 calls per LSTM step forward+backward), and at mid sizes by the ~10 passes the
-gate math makes over each (B, 4H) block. Here the whole gate math of one step is
+gate math makes over each (B, G·H) block. Here the whole gate math of one step is
 ONE C function (one pass, SIMD ``tanh`` from glibc's libmvec), called through
 ``ctypes``; the GEMMs stay NumPy's (OpenBLAS). A step is then: forward
 ``h @ W_h`` + one call; backward one call + ``da @ W_hᵀ``.
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cells import gru as _gru
 from ..cells import lstm as _lstm
 
 SOURCE = r"""
@@ -75,6 +76,55 @@ void lstm_bwd_##SUF(long B, long H, const T *restrict dy, const T *restrict dh_n
 }
 LSTM(float, f32, tanhf)
 LSTM(double, f64, tanh)
+
+/* One GRU step (reset-after), gate order r, z, n; a (B, 3H) block.
+   forward:  g_io holds a_x = x W_x + b_x on entry; ah = h W_h (b_h added here)
+             r, z = sigma(a_x + a_h);  hn = a_h,n;  n = tanh(a_x,n + r hn);  h = n + z (h_prev - n)
+   backward: dh = dy + dh_gemm + dh_z  (dh_gemm = da_h W_h^T, dh_z = z dh, both from step t+1)
+             da_n = dh (1-z)(1-n^2);  da_r = da_n hn r(1-r);  da_z = dh (h_prev - n) z(1-z)
+             dax = [da_r, da_z, da_n];  dah = [da_r, da_z, da_n r];  dh_z_out = z dh          */
+#define GRU(T, SUF, TANH)                                                                 \
+void gru_fwd_##SUF(long B, long H, T *restrict g_io, const T *restrict ah,                \
+                   const T *restrict b_h, const T *restrict h_prev, T *restrict hn,       \
+                   T *restrict h) {                                                       \
+  for (long b = 0; b < B; ++b) {                                                          \
+    T *g = g_io + b * 3 * H; const T *a = ah + b * 3 * H;                                 \
+    const T *hp = h_prev + b * H; T *hnb = hn + b * H, *hb = h + b * H;                   \
+    for (long j = 0; j < 2 * H; ++j)                                                      \
+      g[j] = (T)0.5 * TANH((T)0.5 * (g[j] + (a[j] + b_h[j]))) + (T)0.5;                   \
+    for (long j = 0; j < H; ++j) {                                                        \
+      T n_in = a[2 * H + j] + b_h[2 * H + j];                                             \
+      hnb[j] = n_in;                                                                      \
+      g[2 * H + j] = TANH(g[2 * H + j] + g[j] * n_in);                                    \
+    }                                                                                     \
+    for (long j = 0; j < H; ++j) {                                                        \
+      T n = g[2 * H + j];                                                                 \
+      hb[j] = n + g[H + j] * (hp[j] - n);                                                 \
+    }                                                                                     \
+  }                                                                                       \
+}                                                                                         \
+void gru_bwd_##SUF(long B, long H, const T *restrict dy, const T *restrict dh_gemm,      \
+                   const T *restrict dh_z, const T *restrict gates, const T *restrict hn, \
+                   const T *restrict h_prev, T *restrict dax, T *restrict dah,           \
+                   T *restrict dh_z_out) {                                                \
+  for (long b = 0; b < B; ++b) {                                                          \
+    const T *g = gates + b * 3 * H; T *dx = dax + b * 3 * H, *dhh = dah + b * 3 * H;      \
+    const T *y = dy + b * H, *hg = dh_gemm + b * H, *hz = dh_z + b * H;                   \
+    const T *hnb = hn + b * H, *hp = h_prev + b * H; T *hzo = dh_z_out + b * H;           \
+    for (long j = 0; j < H; ++j) {                                                        \
+      T r = g[j], z = g[H + j], n = g[2 * H + j];                                         \
+      T dh = y[j] + hg[j] + hz[j];                                                        \
+      T dan = dh * ((T)1 - z) * ((T)1 - n * n);                                           \
+      T dar = dan * hnb[j] * r * ((T)1 - r);                                              \
+      T daz = dh * (hp[j] - n) * z * ((T)1 - z);                                          \
+      dx[j] = dar; dx[H + j] = daz; dx[2 * H + j] = dan;                                  \
+      dhh[j] = dar; dhh[H + j] = daz; dhh[2 * H + j] = dan * r;                           \
+      hzo[j] = z * dh;                                                                    \
+    }                                                                                     \
+  }                                                                                       \
+}
+GRU(float, f32, tanhf)
+GRU(double, f64, tanh)
 """
 
 _FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
@@ -101,11 +151,11 @@ def _build():
     key = hashlib.sha256("\n".join([SOURCE, cc, " ".join(_FLAGS), _cpu_key(),
                                     platform.platform()]).encode()).hexdigest()[:16]
     cache = Path(os.environ.get("SCRATCHRNN_CACHE", Path.home() / ".cache" / "scratchrnn"))
-    so = cache / f"lstm_step_{key}.so"
+    so = cache / f"cell_steps_{key}.so"
     if not so.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            src = Path(tmp) / "lstm_step.c"
+            src = Path(tmp) / "cell_steps.c"
             src.write_text(SOURCE)
             out = Path(tmp) / so.name
             subprocess.run([cc, *_FLAGS, "-o", str(out), str(src), "-lm"], check=True,
@@ -113,7 +163,7 @@ def _build():
             os.replace(out, so)                      # atomic: concurrent builds are safe
     lib = ctypes.CDLL(str(so))
     for suf in ("f32", "f64"):
-        for name, nargs in (("lstm_fwd_", 6), ("lstm_bwd_", 8)):
+        for name, nargs in (("lstm_fwd_", 6), ("lstm_bwd_", 8), ("gru_fwd_", 6), ("gru_bwd_", 9)):
             fn = getattr(lib, name + suf)
             fn.argtypes = [ctypes.c_long, ctypes.c_long] + [ctypes.c_void_p] * nargs
             fn.restype = None
@@ -204,6 +254,68 @@ def lstm_backward(params, dys, dstateT, cache):
     return dxs, (dh_next, dc_a), grads
 
 
+def gru_forward(params, xs, h0):
+    T, B, I = xs.shape
+    W_h = params["W_h"]
+    H = W_h.shape[0]
+    dt = np.result_type(xs, W_h)
+    fwd = getattr(_lib_checked(), "gru_fwd_" + _suffix(dt))
+    h0c = np.ascontiguousarray(h0, dtype=dt)
+    W_h = np.ascontiguousarray(W_h, dtype=dt)
+    b_h = np.ascontiguousarray(params["b_h"], dtype=dt)
+    gates = np.empty((T, B, 3 * H), dt)
+    np.matmul(xs.reshape(T * B, I), params["W_x"], out=gates.reshape(T * B, 3 * H))
+    gates += params["b_x"]                                      # a_x of every step
+    hs, hns = np.empty((T, B, H), dt), np.empty((T, B, H), dt)
+    ah = np.empty((B, 3 * H), dt)
+    sg, sh = gates.strides[0], hs.strides[0]
+    p_g, p_h, p_hn, p_ah, p_bh = (a.ctypes.data for a in (gates, hs, hns, ah, b_h))
+    h, p_hprev = h0c, h0c.ctypes.data
+    for t in range(T):
+        np.matmul(h, W_h, out=ah)
+        fwd(B, H, p_g + t * sg, p_ah, p_bh, p_hprev, p_hn + t * sh, p_h + t * sh)
+        h, p_hprev = hs[t], p_h + t * sh
+    return hs, hs[-1], _gru.Cache(xs, h0, hs, gates, hns)
+
+
+def gru_backward(params, dys, dhT, cache):
+    from .numpy_fast import _weight_grads
+    xs, h0, hs, gates, hns = cache
+    T, B, H = hs.shape
+    dt = np.result_type(dys, hs)
+    bwd = getattr(_lib_checked(), "gru_bwd_" + _suffix(dt))
+    dys = np.ascontiguousarray(dys, dtype=dt)
+    h0c = np.ascontiguousarray(h0, dtype=dt)
+    W_hT = np.ascontiguousarray(params["W_h"].T, dtype=dt)
+    dax = np.empty((T, B, 3 * H), dt)
+    dah = np.empty((T, B, 3 * H), dt)
+    dh_gemm = np.array(dhT, dtype=dt, copy=True, order="C")     # dL/dh_T enters here ...
+    dz_a = np.zeros((B, H), dt)                                 # ... with no z-path term yet
+    dz_b = np.empty((B, H), dt)
+    sg, sh = gates.strides[0], hs.strides[0]
+    p_g, p_hn, p_h, p_dy, p_dax, p_dah = (a.ctypes.data for a in (gates, hns, hs, dys, dax, dah))
+    p_dhg = dh_gemm.ctypes.data
+    for t in range(T - 1, -1, -1):
+        p_hprev = p_h + (t - 1) * sh if t > 0 else h0c.ctypes.data
+        bwd(B, H, p_dy + t * sh, p_dhg, dz_a.ctypes.data, p_g + t * sg, p_hn + t * sh, p_hprev,
+            p_dax + t * sg, p_dah + t * sg, dz_b.ctypes.data)
+        np.matmul(dah[t], W_hT, out=dh_gemm)                    # undo h_prev W_h
+        dz_a, dz_b = dz_b, dz_a
+    dh0 = dh_gemm + dz_a                                        # both paths into h0
+    dxs, grads = _weight_grads(xs, h0, hs, dax, dah, params["W_x"])
+    return dxs, dh0, grads
+
+
+def _lib_checked():
+    if not available():
+        raise RuntimeError(f"the compiled helper is unavailable: {unavailable_reason()}")
+    return _lib
+
+
+def _suffix(dt):
+    return "f32" if dt == np.float32 else "f64"
+
+
 def contiguous_ok(cache):
     """The compiled backward indexes the cache arrays by raw strides: they must be C-contiguous."""
-    return all(a.flags.c_contiguous for a in (cache.hs, cache.cs, cache.gates, cache.tanh_cs))
+    return all(a.flags.c_contiguous for a in cache[2:] if hasattr(a, "flags"))

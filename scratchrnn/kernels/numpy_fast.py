@@ -295,10 +295,10 @@ def gru_backward(params, dys, dhT, cache):
     return dxs, dh_next, grads
 
 
-# ===================================================================== compiled LSTM step
+# ===================================================================== compiled steps
 USE_COMPILED = True
-"""Run the LSTM gate math through ``cpu_compiled`` (one C call per step) when it builds
-here; False keeps everything in NumPy (the tests run both)."""
+"""Run the LSTM and GRU gate math through ``cpu_compiled`` (one C call per step) when it
+builds here; False keeps everything in NumPy (the tests run both)."""
 
 
 def _compiled(*arrays):
@@ -322,10 +322,23 @@ def lstm_backward_dispatch(params, dys, dstateT, cache):
     return lstm_backward(params, dys, dstateT, cache)
 
 
+def gru_forward_dispatch(params, xs, h0):
+    c = _compiled(xs, params["W_x"], params["W_h"], params["b_h"], h0)
+    return (c.gru_forward if c else gru_forward)(params, xs, h0)
+
+
+def gru_backward_dispatch(params, dys, dhT, cache):
+    c = _compiled(dys, params["W_h"], cache.gates, cache.h0, dhT)
+    if c is not None and c.contiguous_ok(cache):
+        return c.gru_backward(params, dys, dhT, cache)
+    return gru_backward(params, dys, dhT, cache)
+
+
 class _Cell:
     def __init__(self, forward, backward):
         self.forward, self.backward = forward, backward
 
 
-CELLS = {"rnn": _Cell(rnn_forward, rnn_backward), "gru": _Cell(gru_forward, gru_backward),
+CELLS = {"rnn": _Cell(rnn_forward, rnn_backward),
+         "gru": _Cell(gru_forward_dispatch, gru_backward_dispatch),
          "lstm": _Cell(lstm_forward_dispatch, lstm_backward_dispatch)}
