@@ -4,8 +4,11 @@ The cells' ``forward``/``backward`` are the readable reference ("plain"). This
 package holds the same computations arranged for speed ("fast"):
 
     numpy_fast.py   NumPy: preallocated sequence buffers, in-place ufuncs with ``out=``,
-                    sigmoid by one tanh pass, derivative factors for all T steps computed
-                    before the reverse loop, no concatenation copies
+                    sigmoid by one tanh pass, derivative factors computed per cache-sized
+                    block of steps before the reverse loop uses them, no concatenation copies
+    cpu_compiled.py optional: the LSTM and GRU step gate math as one C call per step, built
+                    on first use with the system C compiler; NumPy fast path without it
+                    (``SCRATCHRNN_COMPILED=0`` turns it off)
     cupy_fused.py   CuPy: one fused ``ElementwiseKernel`` per step for the gate math of
                     LSTM and GRU, forward and backward (imported only when CuPy runs)
 
