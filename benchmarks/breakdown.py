@@ -3,8 +3,9 @@
     gemm_s    the same GEMMs the cell does (same shapes, same order, outputs
               preallocated), timed alone: the floor if elementwise work were free
     alloc_s   fresh-allocation cost, estimated as (first touch of new pages - rewrite
-              of reused pages) x the bytes one iteration allocates (tracemalloc peak);
-              an upper bound, since malloc recycles small blocks
+              of reused pages, per byte, on a 64 MiB block) x the bytes one iteration
+              allocates (tracemalloc peak); an upper bound, since malloc recycles blocks
+              under its 32 MiB mmap threshold without new page faults
     rest_s    total - gemm - alloc: elementwise gate math, Python and call overhead
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _gemm_replay(layer, shape):
     dxs = xp.empty((T * B, I), dt)
     step_out = xp.empty((B, GH), dt)
     dh = xp.empty((B, H), dt)
-    W_hT = W_h.T
+    W_hT = xp.ascontiguousarray(W_h.T)                  # as the fast path does (NN GEMM)
 
     def run():
         xp.matmul(xs2, W_x, out=ax)
@@ -69,8 +70,10 @@ def breakdown(runner, reps=3, memory=None):
     gemm = _median_time(_gemm_replay(layer, tuple(runner.x.shape)), reps)
     out = {"total_s": total, "gemm_s": gemm}
     if layer.backend.name == "numpy":
+        # first-touch cost per byte on a 64 MiB block (fresh pages vs. rewriting reused ones),
+        # times the bytes one iteration allocates: an upper bound (malloc recycles blocks < 32 MiB)
         nbytes = max((memory or runner.memory())["peak_bytes"], 1)
-        n = max(nbytes // 4, 1024)
+        n = (64 << 20) // 4
         reused = np.empty(n, np.float32)
         reused.fill(1.0)
 
@@ -78,13 +81,13 @@ def breakdown(runner, reps=3, memory=None):
             a = np.empty(n, np.float32)
             a.fill(1.0)
 
-        t_fresh = _median_time(fresh, reps)
-        t_reuse = _median_time(lambda: reused.fill(1.0), reps)
-        out["alloc_s"] = max(0.0, t_fresh - t_reuse)
+        per_byte = max(0.0, min(_median_time(fresh, 1) for _ in range(3))
+                       - min(_median_time(lambda: reused.fill(1.0), 1) for _ in range(3))) / (4 * n)
+        out["alloc_s"] = min(per_byte * nbytes, total)
         out["alloc_bytes"] = int(nbytes)
     else:
         out["alloc_s"] = 0.0
-    out["rest_s"] = max(0.0, total - gemm - out["alloc_s"])
+    out["rest_s"] = total - gemm - out["alloc_s"]       # may dip below 0 within timing noise
     for k in ("gemm", "alloc", "rest"):
         out[k + "_frac"] = out[k + "_s"] / total if total else 0.0
     return out

@@ -33,6 +33,10 @@ def test_quick_run_writes_table_json_and_plots(tmp_path):
     for var in ("T", "B", "H"):
         assert (tmp_path / f"scaling_{var}.png").stat().st_size > 1000
     assert (tmp_path / "RESULTS-smoke.md").exists()
+    again = subprocess.run([sys.executable, "-m", "benchmarks", "--from-json", str(tmp_path / "smoke.json")],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "| lstm | T3 B2 I4 H5 | scratch-numpy |" in again.stdout
 
 
 def test_naive_baseline_matches_scratchrnn_gradients():
