@@ -113,3 +113,11 @@ def test_bad_input_gives_one_sentence(checkpoint, tmp_path, capsys):
     short = tmp_path / "short.py"
     short.write_text("x = 1\n")
     assert "at least" in _fails(capsys, checkpoint, "--text", str(short), "--out", out)
+
+
+def test_default_folder_is_beside_the_checkpoint(checkpoint):
+    from scratchrnn.commands.analyze import choose_out_dir
+
+    run_dir = os.path.dirname(os.path.abspath(checkpoint))
+    assert choose_out_dir(checkpoint, None, False) == os.path.join(run_dir, "analysis")
+    assert choose_out_dir(checkpoint, run_dir, True) == run_dir     # --force: any folder

@@ -238,13 +238,11 @@ def _unit_heatmaps(ctx, neuron, name, feature=None, view="raw", magnitude=False)
 
 def _heatmaps_section(ctx):
     items = []
-    hits = ctx.found.get("in_string") or next((v for v in ctx.found.values() if v), [])
-    shown = []
-    if hits:
-        shown.append((hits[0], "in_string"))
-    col = ctx.found.get("column") or []
-    if col and (not shown or col[0] != shown[0][0]):
-        shown.append((col[0], "column"))
+    shown = []                                         # the best unit for quotes, line position
+    for feat in ("in_string", "column"):
+        hits = ctx.found.get(feat) or []
+        if hits and all(hits[0] != n for n, _ in shown):
+            shown.append((hits[0], feat))
     if not shown:                                      # no feature varies: the most active unit
         A = ctx.acts[0]["h"]
         u = int(np.argmax(A.std(axis=0)))

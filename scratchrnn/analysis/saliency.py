@@ -88,19 +88,26 @@ def _repeat_state(state, K, xp):
 def long_range_targets(text, max_distance, count=3, prefix=""):
     """Characters of ``text`` worth explaining: closing brackets and closing quotes whose
     opener is furthest back, but less than ``max_distance`` characters back and inside
-    ``text``. Returns up to ``count`` indices into ``text``, in text order.
+    ``text``. Brackets and quotes take turns (the furthest bracket, then the furthest quote,
+    then the next bracket, ...), and no two picks lie within ``max_distance`` of each other.
+    Returns up to ``count`` indices into ``text``, in text order.
     ``prefix``: text before ``text``, for the lexer (see ``features``)."""
     from scratchrnn.analysis.features import CLOSERS, QUOTES, python_lex
 
     lex = python_lex(text, prefix)
-    scored = [(d, i) for i, (ch, d) in enumerate(zip(text, lex.opener_distance))
-              if 0 < d < max_distance and d <= i and (ch in CLOSERS or ch in QUOTES)]
-    scored.sort(key=lambda di: (-di[0], di[1]))
-    chosen, taken = [], []
-    for d, i in scored:                       # spread out: no two windows overlap
-        if all(abs(i - j) >= max_distance for j in taken):
-            chosen.append(i)
-            taken.append(i)
-        if len(chosen) == count:
-            break
+    kinds = {"bracket": [], "quote": []}
+    for i, (ch, d) in enumerate(zip(text, lex.opener_distance)):
+        if 0 < d < max_distance and d <= i and (ch in CLOSERS or ch in QUOTES):
+            kinds["bracket" if ch in CLOSERS else "quote"].append((d, i))
+    queues = [sorted(q, key=lambda di: (-di[0], di[1])) for q in kinds.values()]
+    chosen = []
+    while len(chosen) < count and any(queues):
+        for q in queues:                          # take turns: bracket, quote, bracket, ...
+            while q:
+                _, i = q.pop(0)
+                if all(abs(i - j) >= max_distance for j in chosen):
+                    chosen.append(i)
+                    break
+            if len(chosen) == count:
+                break
     return sorted(chosen)
