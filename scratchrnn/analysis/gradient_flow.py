@@ -11,10 +11,12 @@ exactly a^d. The input of the layer (what the layer below sends) is held fixed, 
 the layer's own recurrence; for a stack it is exact, since h_t of layer k reaches h_T of
 layer k only through layer k's recurrence.
 
-How it is computed: the cell's hand-written ``step_backward`` is run in a reverse scan
+How it is computed: the state part of the cell's hand-written ``step_backward`` (its
+``gates_backward`` and ``dh_prev = da @ W_hᵀ``; ``state_step_backward``) is run in a reverse scan
 over the forward cache, starting from H probe vectors at once (the rows of the identity as
-a batch of H, each batch row of the forward pass repeated H times), with no gradient
-arriving from the outputs (dy = 0). After undoing step T-d+1 the carried state gradient
+a batch of H, each batch row of the forward pass repeated H times; for an LSTM the probes
+at h_T and those at c_T ride in one batch of 2H), with no gradient arriving from the
+outputs (dy = 0). After undoing step T-d+1 the carried state gradient
 is the matrix J_d (one row per probe), read off at every d. With B sequences the squared
 norms are averaged over them.
 """
@@ -77,24 +79,24 @@ def flow_from_cache(cell, params, cache, step_options=None, max_distance=None):
     xp = backend_of(cache.hs).xp
     T, B, H = cache.hs.shape
     D = T if max_distance is None else min(int(max_distance), T)
-    rep = lambda a: xp.repeat(a, H, axis=0)                        # (B, .) -> (B*H, .)
-    probes = xp.tile(xp.eye(H, dtype=cache.hs.dtype), (B, 1))      # (B*H, H): row b*H+j = e_j
-    zeros = xp.zeros_like(probes)
-    wrt = ("h", "c") if cell is lstm else ("h",)
-    out = {}
-    for which in wrt:
-        if cell is lstm:
-            dstate = (probes, zeros) if which == "h" else (zeros, probes)
-        else:
-            dstate = probes
-        norms = [_rms_norm(probes, B, H, xp)]
-        for t in range(T - 1, T - 1 - D, -1):
-            step = _step_cache(cell, cache, t, rep)
-            dstate = state_step_backward(cell, params, dstate, step, **opts)     # undo step t
-            part = dstate if cell is not lstm else dstate[0 if which == "h" else 1]
-            norms.append(_rms_norm(part, B, H, xp))
-        out[which] = np.asarray(norms, dtype=np.float64)
-    return out
+    eye = xp.tile(xp.eye(H, dtype=cache.hs.dtype), (B, 1))        # (B*H, H): row b*H+j = e_j
+    zero = xp.zeros_like(eye)
+    if cell is lstm:       # two probe blocks in one batch: [e_j at h_T | e_j at c_T]
+        copies = 2
+        dstate = (xp.concatenate([eye, zero]), xp.concatenate([zero, eye]))
+        read = {"h": lambda ds: ds[0][:B * H], "c": lambda ds: ds[1][B * H:]}
+    else:
+        copies = 1
+        dstate = eye
+        read = {"h": lambda ds: ds}
+    rep = lambda a: xp.tile(xp.repeat(a, H, axis=0), (copies, 1))  # (B, .) -> (copies*B*H, .)
+    norms = {which: [_rms_norm(get(dstate), B, H, xp)] for which, get in read.items()}
+    for t in range(T - 1, T - 1 - D, -1):
+        step = _step_cache(cell, cache, t, rep)
+        dstate = state_step_backward(cell, params, dstate, step, **opts)         # undo step t
+        for which, get in read.items():
+            norms[which].append(_rms_norm(get(dstate), B, H, xp))
+    return {which: np.asarray(v, dtype=np.float64) for which, v in norms.items()}
 
 
 def _rms_norm(J, B, H, xp):
