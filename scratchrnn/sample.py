@@ -16,12 +16,14 @@ STRATEGIES = ("sample", "argmax", "topk", "rand")
 
 
 def choose_next(logits, strategy, rng, temperature=1.0, top_k=None):
-    """Pick the next token id from host logits (V,). Returns a Python int."""
+    """Pick the next token id from host logits (V,); a token whose logit is -inf is
+    never chosen. Returns a Python int."""
     np = CPU.xp
     if strategy == "argmax":
         return int(np.argmax(logits))
-    if strategy == "rand":
-        return int(rng.integers(len(logits)))
+    if strategy == "rand":                                 # uniform over the allowed tokens
+        allowed = np.flatnonzero(np.isfinite(logits))
+        return int(allowed[rng.integers(len(allowed))])
     z = logits.astype(np.float64) / temperature
     if strategy == "topk":
         kth = np.sort(z)[-top_k]
@@ -61,16 +63,27 @@ def generate(model, vocab, length, prime="", strategy="sample", temperature=1.0,
         prime_ids = vocab.encode(prime) if prime else []
         if len(prime_ids):
             logits, state = model.forward(model.xp.asarray(prime_ids).reshape(-1, 1), state)
-            last = model.backend.asnumpy(logits[-1, 0])
+            last = _allowed_logits(model, logits[-1, 0], vocab)
         else:
             last = None
         out = []
         for _ in range(length):
-            token = (int(rng.integers(len(vocab))) if last is None
-                     else choose_next(last, strategy, rng, temperature, top_k))
+            first_choice = strategy if last is not None else "rand"   # no prime: a random start
+            if last is None:
+                last = _allowed_logits(model, model.xp.zeros(len(vocab)), vocab)
+            token = choose_next(last, first_choice, rng, temperature, top_k)
             out.append(token)
             logits, state = model.step_logits([token], state)
-            last = model.backend.asnumpy(logits[0])
+            last = _allowed_logits(model, logits[0], vocab)
         return vocab.decode(out)
     finally:
         model.train(was_training)
+
+
+def _allowed_logits(model, logits, vocab):
+    """Host float64 copy of one row of logits (V,), with the padding token (word level)
+    set to -inf so it is never generated."""
+    row = model.backend.asnumpy(logits).astype(CPU.xp.float64)
+    if vocab.pad_id is not None:
+        row[vocab.pad_id] = -CPU.xp.inf
+    return row

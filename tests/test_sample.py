@@ -216,3 +216,17 @@ def test_eval_command_on_a_trained_checkpoint(trained, tmp_path):
     p = _run(["eval", path, "--text", text], tmp_path)
     assert p.returncode == 0, p.stderr
     assert "loss" in p.stdout and "bits/token" in p.stdout
+
+
+@pytest.mark.parametrize("strategy", ["argmax", "sample", "topk", "rand"])
+def test_word_level_never_generates_padding(strategy):
+    """The padding token is masked out of generation even when the model favours it."""
+    from scratchrnn.data import Vocab
+    from scratchrnn.model import CharLM
+    from scratchrnn.sample import generate
+
+    vocab = Vocab.build("the cat sat on the mat . the dog sat", level="word")
+    model = CharLM(len(vocab), cell="gru", hidden_size=4, num_layers=1, seed=0)
+    model.params["head.b"][vocab.pad_id] = 50.0          # the pad logit dominates
+    out = generate(model, vocab, 40, prime="the", strategy=strategy, top_k=2, seed=3)
+    assert out and "<pad>" not in out

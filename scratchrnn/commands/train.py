@@ -73,13 +73,15 @@ def _overrides(args):
         from ..errors import ConfigError
         raise ConfigError("give either --corpus or --text, not both.")
     if args.text is not None:
-        given["source"] = args.text
+        given["source"] = os.path.abspath(args.text)    # a resumed run may start elsewhere
     elif args.corpus is not None:
         from ..data import CORPORA
         from ..errors import ConfigError
         if args.corpus not in CORPORA:
             raise ConfigError(f"Unknown corpus {args.corpus!r}; choose one of {', '.join(CORPORA)}.")
         given["source"] = args.corpus
+    if "out_dir" in given:
+        given["out_dir"] = os.path.abspath(given["out_dir"])
     if args.split is not None:
         given["split"] = _parse_split(args.split)
     return given
@@ -98,7 +100,7 @@ def _parse_split(text):
 
 def _default_out_dir(cfg):
     name = os.path.basename(cfg.source).replace(".", "-")
-    return os.path.join("runs", f"{name}-{cfg.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return os.path.abspath(os.path.join("runs", f"{name}-{cfg.cell}-{time.strftime('%Y%m%d-%H%M%S')}"))
 
 
 def _show_sample(trainer, title, length, seed):
