@@ -230,7 +230,8 @@ def lstm_forward(params, xs, state0):
 
 def lstm_backward(params, dys, dstateT, cache):
     from .numpy_fast import _weight_grads
-    xs, h0, c0, hs, cs, gates, tanh_cs = cache
+    xs, h0, c0, hs, cs, gates, tanh_cs = (cache.xs, cache.h0, cache.c0, cache.hs, cache.cs,
+        cache.gates, cache.tanh_cs)
     T, B, H = hs.shape
     dt = np.result_type(dys, hs)
     dys = np.ascontiguousarray(dys, dtype=dt)
@@ -280,7 +281,7 @@ def gru_forward(params, xs, h0):
 
 def gru_backward(params, dys, dhT, cache):
     from .numpy_fast import _weight_grads
-    xs, h0, hs, gates, hns = cache
+    xs, h0, hs, gates, hns = cache.xs, cache.h0, cache.hs, cache.gates, cache.hns
     T, B, H = hs.shape
     dt = np.result_type(dys, hs)
     bwd = getattr(_lib_checked(), "gru_bwd_" + _suffix(dt))

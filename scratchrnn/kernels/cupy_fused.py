@@ -159,7 +159,8 @@ def lstm_forward(params, xs, state0):
 
 
 def lstm_backward(params, dys, dstateT, cache):
-    xs, h0, c0, hs, cs, gates, tanh_cs = cache
+    xs, h0, c0, hs, cs, gates, tanh_cs = (cache.xs, cache.h0, cache.c0, cache.hs, cache.cs,
+        cache.gates, cache.tanh_cs)
     T, B, H = hs.shape
     dt = _dtype(dys, hs)
     dys = _c(dys, dt)
@@ -201,7 +202,7 @@ def gru_forward(params, xs, h0):
 
 
 def gru_backward(params, dys, dhT, cache):
-    xs, h0, hs, gates, hns = cache
+    xs, h0, hs, gates, hns = cache.xs, cache.h0, cache.hs, cache.gates, cache.hns
     T, B, H = hs.shape
     dt = _dtype(dys, hs)
     dys = _c(dys, dt)

@@ -124,7 +124,7 @@ def rnn_forward(params, xs, h0, nonlinearity="tanh"):
 
 def rnn_backward(params, dys, dhT, cache, nonlinearity="tanh"):
     _rnn._activation(nonlinearity)
-    xs, h0, hs = cache
+    xs, h0, hs = cache.xs, cache.h0, cache.hs
     T, B, H = hs.shape
     dt = _dtype(dys, hs)
     das = np.empty((T, B, H), dt)
@@ -179,7 +179,8 @@ def lstm_forward(params, xs, state0):
 
 
 def lstm_backward(params, dys, dstateT, cache):
-    xs, h0, c0, hs, cs, gates, tanh_cs = cache
+    xs, h0, c0, hs, cs, gates, tanh_cs = (cache.xs, cache.h0, cache.c0, cache.hs, cache.cs,
+        cache.gates, cache.tanh_cs)
     T, B, H = hs.shape
     dt = _dtype(dys, hs)
     i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))
@@ -258,7 +259,7 @@ def gru_forward(params, xs, h0):
 
 
 def gru_backward(params, dys, dhT, cache):
-    xs, h0, hs, gates, hns = cache
+    xs, h0, hs, gates, hns = cache.xs, cache.h0, cache.hs, cache.gates, cache.hns
     T, B, H = hs.shape
     dt = _dtype(dys, hs)
     r, z, n = (gates[..., k * H:(k + 1) * H] for k in range(3))
