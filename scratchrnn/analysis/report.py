@@ -238,31 +238,34 @@ def _unit_heatmaps(ctx, neuron, name, feature=None, view="raw", magnitude=False)
 
 def _heatmaps_section(ctx):
     items = []
-    shown = []                                         # the best unit for quotes, line position
-    for feat in ("in_string", "column"):
-        hits = ctx.found.get(feat) or []
+    shown = []                     # the best h unit for quotes and for the position in the line
+    feats = {f: ctx.feats[f] for f in ("in_string", "column") if f in ctx.feats}
+    for feat, hits in neurons.find_neurons(ctx.acts, feats, top=1, kinds=("h",)).items():
         if hits and all(hits[0] != n for n, _ in shown):
             shown.append((hits[0], feat))
     if not shown:                                      # no feature varies: the most active unit
-        A = ctx.acts[0]["h"]
-        u = int(np.argmax(A.std(axis=0)))
+        u = int(np.argmax(ctx.acts[0]["h"].std(axis=0)))
         shown.append((neurons.Neuron(0, "h", u, float("nan")), None))
     for k, (neuron, feat) in enumerate(shown):
-        items += _unit_heatmaps(ctx, neuron, f"heatmap_{k + 1}", ctx.feats.get(feat), "raw",
-                                magnitude=True)
+        feature = ctx.feats.get(feat)
+        items += _unit_heatmaps(ctx, neuron, f"heatmap_{k + 1}", feature, "raw", magnitude=True)
+        vals, vmax, what = _display_trace(ctx, neuron, "centred")
+        a, b = _snippet(ctx, feature)
+        items.append(Html(heatmap.text_heatmap_html(ctx.text[a:b], vals[a:b], mode="signed", vmax=vmax),
+                          f"{what}: the centred view"))
         if ctx.cell in ("lstm", "gru"):
             gate = "f" if ctx.cell == "lstm" else "z"
             g = ctx.acts[neuron.layer][gate][:, neuron.unit]
-            a, b = _snippet(ctx, ctx.feats.get(feat))
             items.append(Html(heatmap.text_heatmap_html(ctx.text[a:b], g[a:b], mode="magnitude", vmax=1.0),
                               f"the {gate} gate of the same unit (layer {neuron.layer + 1}, unit {neuron.unit}), "
                               "magnitude view, 0 white to 1 full colour"))
     expl = ("The text coloured character by character by the value of one unit after reading that "
-            "character. Signed view: red for positive, blue for negative, white at zero (h is in (-1, 1); "
-            "an LSTM cell state c is shown as tanh(c), the value the cell passes on). Magnitude view: "
-            "the absolute value in one hue, white at 0. "
-            "Hover a character for its exact value. The units shown are the finder's best for quotes "
-            "and for the position in the line (see the neurons section).")
+            "character. Signed view: red for positive, blue for negative, white at zero (h is in (-1, 1)). "
+            "Magnitude view: the absolute value in one hue, white at 0. Centred view: the value minus its "
+            "mean over the whole text, which shows the unit's changes when it sits far from zero. "
+            "Hover a character for its exact value. The units shown are the hidden units (h) that "
+            "correlate best with being inside a string and with the position in the line; the neurons "
+            "section searches the cell states too.")
     return Section("heatmaps", "Neuron heatmaps", expl, items)
 
 

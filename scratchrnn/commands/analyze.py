@@ -48,8 +48,9 @@ def add_parser(sub):
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty folder that holds no earlier report")
     p.add_argument("--ngram-order", type=int, default=9, help="n of the n-gram baseline (default 9)")
-    p.add_argument("--ngram-chars", type=int, default=500_000,
-                   help="fit the n-gram model on at most this many training characters (default 500000)")
+    p.add_argument("--ngram-chars", type=int, default=1_000_000,
+                   help="fit the n-gram model on at most this many training characters, the ones "
+                        "nearest the analysed text (default 1000000)")
     p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default="numpy")
     p.add_argument("--seed", type=int, default=0, help="seed of the untrained models and the PCA sample")
     p.set_defaults(func=run)
