@@ -50,7 +50,7 @@ class ReportOptions:
     ngram_order: int = 9
     ngram_extra_orders: tuple = (1, 3, 5)
     heatmap_chars: int = 400        # characters per HTML heatmap
-    png_chars: int = 240            # characters per PNG string plot
+    png_chars: int = 480            # characters per PNG string plot
     saliency_window: int = 160      # characters per saliency window
     saliency_targets: int = 3
     saliency_matrix_rows: int = 80  # targets in the dependency matrix
@@ -311,16 +311,19 @@ def _saliency_section(ctx):
         window = ctx.ids[start:i + 1]                      # the last id is the predicted one
         t = window.size - 2                                # position that predicts it
         sal = sal_mod.saliency(ctx.model, window, t, state=_state_at(ctx, start))
-        vals = np.concatenate([sal, [0.0]])                 # the target itself has no saliency
+        vals = np.concatenate([_decades(sal, SALIENCY_DECADES), [0.0]])   # the target itself: 0
         snippet = ctx.text[start:i + 1]
         ch = ctx.text[i]
         caption = (f"predicting {ch!r} (character {i}) from the {t + 1} characters before it: "
-                   f"|dL/dx_s| per input position s, outlined = the predicted character")
-        items.append(Html(heatmap.text_heatmap_html(snippet, vals, mode="magnitude", highlight=len(snippet) - 1),
-                          caption))
+                   f"|dL/dx_s| per input position s on a log scale, full colour at the largest, white "
+                   f"{SALIENCY_DECADES} decades below; outlined = the predicted character")
+        items.append(Html(heatmap.text_heatmap_html(snippet, vals, mode="magnitude", vmax=SALIENCY_DECADES,
+                                                    highlight=len(snippet) - 1), caption))
         if k == 0:
             path = heatmap.text_heatmap_png(snippet, vals, ctx.png("saliency.png"), mode="magnitude",
-                                            highlight=len(snippet) - 1, title=f"saliency for predicting {ch!r}")
+                                            vmax=SALIENCY_DECADES, highlight=len(snippet) - 1,
+                                            title=f"saliency for predicting {ch!r} (log scale, "
+                                                  f"{SALIENCY_DECADES} decades)")
             items.append(Image(path, "the first of these as a PNG string plot"))
         back = np.arange(t, -1, -1)                         # distance of each position to t
         rows.append({"target": repr(ch), "position": i,
@@ -346,6 +349,17 @@ def _saliency_section(ctx):
             "mattered to this prediction. Targets are closing brackets and quotes whose opener lies far "
             "back: a model that tracks the bracket shows a spot of saliency at the opener.")
     return Section("saliency", "Saliency", expl, items)
+
+
+SALIENCY_DECADES = 4
+
+
+def _decades(values, decades):
+    """log10(values / max) + decades, clipped at 0: 0 (white) ``decades`` below the largest."""
+    top = float(values.max())
+    if not top > 0:
+        return np.zeros_like(values)
+    return np.clip(np.log10(np.maximum(values, top * 10.0 ** -decades) / top) + decades, 0.0, None)
 
 
 def _saliency_matrix_png(S, rows, path):
@@ -397,9 +411,9 @@ def _flow_section(ctx):
                                      "geometric rate fitted over distances 1-30"))
     expl = ("How much of the gradient at the last state of a window reaches the state T - t steps "
             "earlier: the norm of the Jacobian dh_T/dh_t (and dc_T/dc_t for an LSTM) as its root-mean-square "
-            "singular value, so 1 at distance 0. It is computed by running each cell's hand-written "
-            "step_backward in a reverse scan from all H unit vectors at once, on "
-            f"{windows.shape[1]} windows of this text ({warm} warm-up steps, then {steps}). A vanilla RNN's "
+            "singular value, so 1 at distance 0. It is computed by running the state part of each cell's "
+            "hand-written step backward in a reverse scan from all H unit vectors at once, on "
+            f"{windows.shape[1]} window(s) of this text ({warm} warm-up steps, then {steps}). A vanilla RNN's "
             "gradient dies out geometrically; an LSTM's cell state carries it far when the forget gate is "
             "open (bias +10: almost no decay) and loses it fast when the gate is mostly shut (bias -2).")
     return Section("gradient-flow", "Gradient flow", expl, items)
@@ -453,14 +467,15 @@ def _neurons_section(ctx):
         a, b = _snippet(ctx, ctx.feats[name])
         feat_html = heatmap.text_heatmap_html(ctx.text[a:b], ctx.feats[name][a:b], mode="magnitude")
         items.append(Html(feat_html, f"the feature {name!r} ({FEATURE_TEXT.get(name, name)}) on the snippet"))
-        items += _unit_heatmaps(ctx, best, f"neuron_{name}", ctx.feats[name], "centred")
+        view = "raw" if best.kind == "h" else "centred"   # h lies in (-1, 1); c may sit far from 0
+        items += _unit_heatmaps(ctx, best, f"neuron_{name}", ctx.feats[name], view)
     expl = ("Ground-truth features computed from the text by a small Python lexer: inside a string, "
             "bracket depth, position in the line, indentation, inside a comment. Every unit of every layer "
             "(h" + (" and the cell state c" if ctx.cell == "lstm" else "") + ") is correlated with each over "
             "the whole analysed text; the best units by |r| are listed, and the best one per feature is "
-            "shown as a heatmap next to the feature itself, centred on its mean over the text (so the "
-            "colour shows what the correlation sees). Negative r means the unit is low where the "
-            "feature is high.")
+            "shown as a heatmap next to the feature itself: an h unit as it is, a cell state centred on "
+            "its mean over the text (so the colour shows what the correlation sees). Negative r means "
+            "the unit is low where the feature is high.")
     return Section("neurons", "Interpretable neurons", expl, items)
 
 
