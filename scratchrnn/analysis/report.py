@@ -504,8 +504,9 @@ def _ngram_section(ctx, train_text):
     items = [Table(loss_rows, caption=f"held-out loss on {len(ctx.text) - 1:,} predicted characters; "
                                       f"n-gram models fit on {cmp.train_chars:,} training characters")]
     cols_c = ["category", "count", "rnn_loss", "ngram_loss", "rnn_better"]
-    items.append(Table(cmp.breakdown["by_category"], cols_c, "mean loss (nats) by kind of predicted "
-                                                             "character; rnn_better = fraction where the RNN's loss is lower"))
+    items.append(Table(cmp.breakdown["by_category"], cols_c,
+                       "mean loss (nats) by kind of predicted character; rnn_better = fraction of "
+                       "positions where the RNN's loss is lower"))
     cols_d = ["distance", "count", "rnn_loss", "ngram_loss", "rnn_better"]
     items.append(Table(cmp.breakdown["by_distance"], cols_d, "closing brackets and quotes by distance "
                                                              "to their opener (characters)"))
