@@ -41,13 +41,17 @@ def sidecar_path(path) -> str:
 
 
 # --------------------------------------------------------------------------- writing
-def _write_atomically(path: str, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then move it onto
-    ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
+def write_atomically(path, write) -> None:
+    """Call ``write(file)`` on a binary temporary file beside ``path``, fsync it, then move
+    it onto ``path``; on any failure the temporary file is removed and ``path`` is untouched.
+    The file gets the usual permissions (0666 less the umask), not mkstemp's private 0600.
+    Every file the package writes (checkpoints, history, reports) goes through here."""
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
                                suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -60,6 +64,12 @@ def _write_atomically(path: str, write) -> None:
             pass
         raise
     _fsync_directory(directory)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_directory(directory: str) -> None:
@@ -115,8 +125,8 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> None:
     readable = (json.dumps(record, sort_keys=True, indent=2) + "\n").encode("utf-8")
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        _write_atomically(path, lambda f: _write_npz(f, host))
-        _write_atomically(sidecar_path(path), lambda f: f.write(readable))
+        write_atomically(path, lambda f: _write_npz(f, host))
+        write_atomically(sidecar_path(path), lambda f: f.write(readable))
     except OSError as exc:
         raise CheckpointError(f"Could not write the checkpoint {path!r} "
                               f"({exc.strerror or exc}).") from exc

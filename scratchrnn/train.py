@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from .backend import CPU, get_backend
-from .checkpoint import checkpoint_name, save_checkpoint
+from .checkpoint import checkpoint_name, save_checkpoint, write_atomically
 from .data import BatchStream, Vocab, load_source, split_ids
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import CharLM
@@ -282,11 +282,8 @@ class Trainer:
         return f"the last good checkpoint {last!r} is kept" if os.path.exists(last) else "no checkpoint was written"
 
     def _write_history(self):
-        path = os.path.join(self.cfg.out_dir, "history.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.progress.history, f, indent=1)
-        os.replace(tmp, path)
+        history = json.dumps(self.progress.history, indent=1).encode("utf-8")
+        write_atomically(os.path.join(self.cfg.out_dir, "history.json"), lambda f: f.write(history))
         from .plotting import plot_loss_curve
         plot_loss_curve(self.progress.history, os.path.join(self.cfg.out_dir, "loss.png"))
 

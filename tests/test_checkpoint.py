@@ -205,3 +205,16 @@ def test_cupy_arrays_are_saved_from_the_host(tmp_path):
     assert isinstance(arrays["w"], np.ndarray)
     assert np.array_equal(arrays["w"], np.arange(6, dtype=np.float32).reshape(2, 3))
     assert checkpoint.FORMAT_VERSION == 1
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Checkpoints and their sidecar are readable by others (0666 less the umask), not 0600."""
+    import stat
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "perm.npz"
+        save_checkpoint(path, {"a": np.zeros(2)}, {"k": 1})
+        for p in (path, tmp_path / "perm.npz.json"):
+            assert stat.S_IMODE(os.stat(p).st_mode) == 0o644
+    finally:
+        os.umask(old)

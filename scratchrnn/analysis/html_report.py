@@ -17,8 +17,9 @@ import base64
 import html
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
+
+from ..checkpoint import write_atomically
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -218,18 +219,9 @@ def _css_references(css: str) -> list:
 
 
 def write_report(path, doc: str) -> str:
-    """Write ``doc`` to ``path`` atomically (a temporary file in the same folder, then a
-    rename), creating parent folders. Returns the path."""
+    """Write ``doc`` to ``path`` atomically (``checkpoint.write_atomically``), creating
+    parent folders. Returns the path."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(doc)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomically(path, lambda f: f.write(doc.encode("utf-8")))
     return path
