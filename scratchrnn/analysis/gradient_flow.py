@@ -143,7 +143,7 @@ def text_windows(ids, length, count, seed=0):
 
 
 def untrained_sweep(vocab_size, hidden_size, windows, warmup=0, forget_biases=FORGET_BIASES,
-                    seed=0, max_distance=None, backend="numpy", dtype="float32"):
+                    seed=0, max_distance=None, backend=None, dtype="float32"):
     """Curves of freshly initialised one-layer models on the same windows.
 
     Returns label -> {"h": norms, "c": norms (LSTM)} for "RNN", "GRU" and

@@ -19,7 +19,7 @@ PCA_CLASSES = ("newline", "space", "letter", "bracket", "other")
 """The character classes the PCA plot colours by."""
 
 
-def pca(X, k=2, backend="numpy"):
+def pca(X, k=2, backend=None):
     """X (N, D) -> (projections (N, k), explained variance ratio (k,), components (k, D)),
     as host float64 arrays, computed with ``backend``'s SVD."""
     be = get_backend(backend)

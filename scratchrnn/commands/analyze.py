@@ -51,7 +51,8 @@ def add_parser(sub):
     p.add_argument("--ngram-chars", type=int, default=1_000_000,
                    help="fit the n-gram model on at most this many training characters, the ones "
                         "nearest the analysed text (default 1000000)")
-    p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default="numpy")
+    p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default=None,
+                   help="array backend (default: $SCRATCHRNN_BACKEND, else numpy)")
     p.add_argument("--seed", type=int, default=0, help="seed of the untrained models and the PCA sample")
     p.set_defaults(func=run)
     return p

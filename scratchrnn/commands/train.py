@@ -57,7 +57,8 @@ def add_parser(sub):
     b.add_argument("--eval-tokens", type=int, default=None, help="val tokens scored per evaluation")
     b.add_argument("--patience", type=int, default=None, help="early stopping: evaluations without improvement")
     b.add_argument("--seed", type=int, default=None)
-    b.add_argument("--backend", choices=("numpy", "cupy", "auto"), default=None)
+    b.add_argument("--backend", choices=("numpy", "cupy", "auto"), default=None,
+                   help="array backend (default: $SCRATCHRNN_BACKEND, else numpy)")
     b.add_argument("--out", dest="out_dir", default=None, help="run directory (default runs/<corpus>-<cell>-<time>)")
     b.add_argument("--resume", default=None, metavar="CKPT", help="continue the run saved in CKPT")
     b.add_argument("--sample-length", type=int, default=300, help="characters sampled before/after (0 = none)")
