@@ -16,10 +16,13 @@ without it.
 """
 from __future__ import annotations
 
-import numpy
 
 from .errors import ConfigError
 from .layers import GRU, LSTM, RNN
+
+from .backend import CPU
+
+numpy = CPU.xp   # host NumPy, through the backend seam
 
 # scratchrnn name -> (PyTorch name pattern, transposed?)
 _TORCH_NAMES = {

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 
-import numpy
 
 from .. import kernels
 from ..gradcheck import DEFAULT_TOL, check_layer, format_table
 from ..layers import LAYERS
+
+from ..backend import CPU
+
+numpy = CPU.xp   # host NumPy, through the backend seam
 
 # what --cells accepts -> the variants checked (display name, layer kind, options)
 VARIANTS = {

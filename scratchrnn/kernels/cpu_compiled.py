@@ -24,10 +24,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from ..cells import gru as _gru
 from ..cells import lstm as _lstm
+
+from ..backend import CPU
+
+np = CPU.xp   # host NumPy, through the backend seam
 
 SOURCE = r"""
 #include <math.h>

@@ -27,11 +27,15 @@ What changes, and why each pays on a CPU (numbers in docs/performance.md):
 """
 from __future__ import annotations
 
-import numpy as np
 
 from ..cells import gru as _gru
 from ..cells import lstm as _lstm
 from ..cells import rnn as _rnn
+
+from ..backend import CPU
+from ..ops import xp_of
+
+np = CPU.xp   # host NumPy, through the backend seam
 
 
 def _dtype(*arrays):
@@ -81,14 +85,15 @@ def _input_gemm(xs, W_x, bias, out):
 
 
 def _weight_grads(xs, h0, hs, dax, dah, W_x):
-    """The loop-free gradients: dW_x, dW_h, db_x, db_h as GEMMs/sums over all T*B rows, and dxs."""
+    """The loop-free gradients: dW_x, dW_h, db_x, db_h as GEMMs/sums over all T*B rows, and dxs.
+    Backend-neutral (the CuPy fast path uses it too)."""
     T, B, I = xs.shape
     H = h0.shape[-1]
     GH = dax.shape[-1]
     dax2, dah2 = dax.reshape(T * B, GH), dah.reshape(T * B, GH)
     dW_x = xs.reshape(T * B, I).T @ dax2                        # undo a_x = x W_x
     if B < 16:   # a GEMM over B rows alone is slow; copying the states is cheap here
-        h_prev = np.concatenate([h0[None], hs[:-1]], axis=0).reshape(T * B, H)
+        h_prev = xp_of(hs).concatenate([h0[None], hs[:-1]], axis=0).reshape(T * B, H)
         dW_h = h_prev.T @ dah2                                  # undo a_h = h_prev W_h
     else:        # no copy: step 0 with h0, then steps 1..T-1 with hs[:-1]
         dW_h = h0.T @ dah[0]
