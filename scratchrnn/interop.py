@@ -16,11 +16,9 @@ without it.
 """
 from __future__ import annotations
 
-
+from .backend import CPU
 from .errors import ConfigError
 from .layers import GRU, LSTM, RNN
-
-from .backend import CPU
 
 numpy = CPU.xp   # host NumPy, through the backend seam
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-
 from .. import kernels
+from ..backend import CPU
 from ..gradcheck import DEFAULT_TOL, check_layer, format_table
 from ..layers import LAYERS
-
-from ..backend import CPU
 
 numpy = CPU.xp   # host NumPy, through the backend seam
 

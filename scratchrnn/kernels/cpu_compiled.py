@@ -24,11 +24,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-
+from ..backend import CPU
 from ..cells import gru as _gru
 from ..cells import lstm as _lstm
-
-from ..backend import CPU
 
 np = CPU.xp   # host NumPy, through the backend seam
 

@@ -27,12 +27,10 @@ What changes, and why each pays on a CPU (numbers in docs/performance.md):
 """
 from __future__ import annotations
 
-
+from ..backend import CPU
 from ..cells import gru as _gru
 from ..cells import lstm as _lstm
 from ..cells import rnn as _rnn
-
-from ..backend import CPU
 from ..ops import xp_of
 
 np = CPU.xp   # host NumPy, through the backend seam
