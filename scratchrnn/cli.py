@@ -13,7 +13,7 @@ import sys
 from .backend import BackendUnavailable
 from .errors import ScratchRNNError
 
-COMMANDS = ("train", "sample", "eval", "gradcheck", "analyze", "demo")
+COMMANDS = ("train", "sample", "eval", "gradcheck", "analyze")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f".commands.{name}", __package__)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.commands.{name}":
-                raise
-            continue          # a subcommand that is not part of this build
-        module.add_parser(sub)
+        importlib.import_module(f".commands.{name}", __package__).add_parser(sub)
     return parser
 
 

@@ -452,7 +452,6 @@ FEATURE_TEXT = {"in_string": "inside a string literal (quotes included)",
 def _neurons_section(ctx):
     items, rows = [], []
     for name, hits in ctx.found.items():
-        feat = ctx.feats[name]
         for rank, n in enumerate(hits):
             rows.append({"feature": name, "rank": rank + 1, "unit": n.label, "r": n.r})
         if not hits:
