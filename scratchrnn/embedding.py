@@ -42,7 +42,8 @@ class OneHot:
     def forward(self, ids):
         """ids: (T, B) int -> (T, B, V) one-hot."""
         x = self.xp.zeros(ids.shape + (self.output_size,), dtype=self.dtype)
-        self.xp.put_along_axis(x, ids[..., None], 1.0, axis=-1)
+        rows = x.reshape(-1, self.output_size)                  # a view: (T*B, V)
+        rows[self.xp.arange(rows.shape[0]), ids.reshape(-1)] = 1.0
         return x
 
     def backward(self, dx):
