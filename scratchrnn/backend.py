@@ -20,11 +20,9 @@ from typing import Any
 
 import numpy
 
+from .errors import BackendUnavailable, ConfigError
+
 BACKEND_NAMES = ("numpy", "cupy", "auto")
-
-
-class BackendUnavailable(RuntimeError):
-    """Asked for a backend this machine cannot provide (one sentence says why)."""
 
 
 @dataclass(frozen=True)
@@ -105,13 +103,13 @@ def get_backend(name: str | Backend | None = None) -> Backend:
 
     ``None`` means ``$SCRATCHRNN_BACKEND`` (default "numpy"). A ``Backend`` is
     returned unchanged. Raises ``BackendUnavailable`` with the reason when CuPy
-    is asked for but cannot run, and ``ValueError`` for an unknown name.
+    is asked for but cannot run, and ``ConfigError`` for an unknown name.
     """
     if isinstance(name, Backend):
         return name
     name = default_backend_name() if name is None else str(name).strip().lower()
     if name not in BACKEND_NAMES:
-        raise ValueError(f"Unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}.")
+        raise ConfigError(f"Unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}.")
     if name == "numpy":
         return _NUMPY
     cupy, reason = _cupy_probe()

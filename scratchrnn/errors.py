@@ -1,8 +1,12 @@
 """Errors a user can cause. The command line prints ``str(err)`` (one sentence)
-and exits with status 2; no traceback is shown for these."""
+and exits with status 2; no traceback is shown for these.
+
+Every class is a ``ValueError`` too, so code written for NumPy or PyTorch
+(``except ValueError``) catches them.
+"""
 
 
-class ScratchRNNError(Exception):
+class ScratchRNNError(ValueError):
     """Base class: bad input, impossible settings, unusable files or devices."""
 
 
@@ -19,8 +23,12 @@ class CheckpointError(ScratchRNNError):
 
 
 class TrainingDiverged(ScratchRNNError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss became NaN, infinite or far above its start; the last good checkpoint is kept."""
 
 
-class ShapeError(ScratchRNNError, ValueError):
+class ShapeError(ScratchRNNError):
     """An array whose shape does not fit the layer (wrong rank, size or batch)."""
+
+
+class BackendUnavailable(ScratchRNNError):
+    """Asked for a backend this machine cannot provide (one sentence says why)."""
