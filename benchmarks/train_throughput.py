@@ -114,7 +114,7 @@ def versions():
 
 
 def build_config(a, cell, out_dir):
-    from scratchrnn.train import TrainConfig
+    from scratchrnn.runner import TrainConfig
     cfg = TrainConfig(cell=cell, max_steps=10**9, max_minutes=None, progress=False, out_dir=out_dir,
                       backend=a.backend)
     if a.quick:
@@ -190,7 +190,7 @@ def timed_steps(trainer, steps):
 
 
 def run(a, log=print):
-    from scratchrnn.train import Trainer
+    from scratchrnn.runner import Trainer
 
     tmp = tempfile.mkdtemp(prefix="scratchrnn-bench-")
     trainers, steps_per_round, info = {}, {}, {}

@@ -1,137 +1,50 @@
-"""The training loop: truncated BPTT over B streams, evaluation, checkpoints, resume.
+"""One step of training, and scoring: the few lines that teach how a language model learns.
 
-    cfg = TrainConfig(source="python-docs", cell="gru", max_steps=500)
-    result = Trainer(cfg).run()            # or Trainer.resume("runs/x/last.npz", cfg).run()
+A training step takes one window of truncated BPTT, ``batch.x`` and ``batch.y`` of shape
+(T, B), and the recurrent state carried from the window before:
 
-Each step: take the next window (T, B); start from zeros at an epoch start, else carry
-the state of the previous window; loss -> backward -> clip -> optimizer step. Every
-``eval_every`` steps the val split is scored and ``last.npz`` is written (atomically);
-when val improves, a char-rnn style ``lm_epoch{e}_val{v}.npz`` too. A run resumed from
-``last.npz`` continues bit-identically on the CPU: the checkpoint holds the weights,
-the optimizer state, the stream position and the carried hidden state, and every
-random draw (dropout masks) is seeded from (seed, step) rather than from a running
-generator.
+    loss  = cross-entropy of predicting y from x       (the forward pass)
+    grads = d loss / d params                           (backpropagation through time)
+    grads = clip(grads)                                 (exploding gradients cut to a norm)
+    params -= optimizer(grads)                          (the update)
+
+Everything around it (the data, the budget, evaluation, checkpoints, resuming, the
+progress bar) lives in ``runner.py``.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import os
-import sys
-import time
-from dataclasses import dataclass, field
 
-from .backend import CPU, get_backend
-from .checkpoint import checkpoint_name, save_checkpoint, write_atomically
-from .data import BatchStream, Vocab, load_source, split_ids
-from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from .model import CharLM
-from .optim import LRSchedule, clip_grad_norm, clip_grad_value, make_optimizer
-from .saved import KIND, read_run, split_arrays
+from .backend import CPU
+from .data import BatchStream
+from .errors import DataError, TrainingDiverged
+from .optim import clip_grad_norm, clip_grad_value
 
 LN2 = math.log(2.0)
-ARCHITECTURE = ("source", "max_chars", "level", "max_vocab", "cell", "hidden_size", "num_layers",
-                "embedding_size", "nonlinearity", "forget_bias", "dtype", "split")
 
 
-@dataclass
-class TrainConfig:
-    """Everything a run needs. Defaults: a 2-layer LSTM on the stdlib corpus, sized for 2 CPU cores."""
-    source: str = "python-stdlib"   # a corpus name (data.CORPORA) or a UTF-8 file path
-    max_chars: int | None = 2_000_000
-    level: str = "char"             # "char" or "word"
-    max_vocab: int | None = None    # word level: keep the most frequent tokens
-    cell: str = "lstm"
-    hidden_size: int = 128
-    num_layers: int = 2
-    embedding_size: int = 0         # 0: one-hot input
-    dropout: float = 0.0
-    nonlinearity: str = "tanh"      # RNN only
-    forget_bias: float = 1.0        # LSTM only
-    dtype: str = "float32"
-    seq_len: int = 64
-    batch_size: int = 32
-    shuffle: bool = False           # shuffled windows (state reset every window)
-    split: tuple = (0.9, 0.05, 0.05)
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    lr_decay: float = 1.0           # multiply lr by this every epoch after lr_decay_after
-    lr_decay_after: int = 0
-    grad_clip: float = 5.0          # clip by global norm; 0 turns it off
-    clip_value: float = 0.0         # clip each element into [-v, v]; 0 turns it off
-    max_steps: int | None = None
-    max_epochs: float | None = None
-    max_minutes: float | None = 3.0
-    eval_every: int = 100
-    eval_tokens: int = 100_000      # score at most this many val tokens per evaluation
-    patience: int | None = None     # stop after this many evaluations without improvement
-    seed: int = 0
-    backend: str | None = None     # None: $SCRATCHRNN_BACKEND, else numpy
-    out_dir: str = "runs/latest"
-    progress: bool = True
+def train_step(model, optimizer, batch, state, grad_clip=0.0, clip_value=0.0):
+    """One window of truncated BPTT: forward, backward, clip, update.
 
-    def validate(self):
-        """ConfigError (one sentence) for settings that cannot work."""
-        positive = ("hidden_size", "num_layers", "seq_len", "batch_size", "eval_every", "eval_tokens")
-        for name in positive:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                flag = "seq-length" if name == "seq_len" else name.replace('_', '-')
-                raise ConfigError(f"{flag} must be a positive integer, got {v!r}.")
-        for name in ("max_steps", "patience", "max_chars", "max_vocab"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}.")
-        if not isinstance(self.embedding_size, int) or self.embedding_size < 0:
-            raise ConfigError(f"embedding-size must be 0 (one-hot) or positive, got {self.embedding_size!r}.")
-        for name in ("max_epochs", "max_minutes"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ConfigError(f"{name.replace('_', '-')} must be positive, got {v!r}.")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr!r}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        if self.grad_clip < 0 or self.clip_value < 0:
-            raise ConfigError("grad-clip and clip-value must be zero (off) or positive.")
-        if self.level not in ("char", "word"):
-            raise ConfigError(f"level must be 'char' or 'word', got {self.level!r}.")
-        if self.max_steps is None and self.max_epochs is None and self.max_minutes is None:
-            raise ConfigError("give at least one of max-steps, max-epochs or max-minutes.")
-        return self
+    batch: has ``x``, ``y`` (T, B) int and ``mask`` (T, B) 0/1 or None.
+    state: the state carried from the previous window (h (L, B, H), or (h, c) for LSTM).
+    grad_clip: clip the global gradient norm to this (0: off).
+    clip_value: clip each gradient element into [-clip_value, clip_value] (0: off).
 
-    def to_json(self):
-        d = dataclasses.asdict(self)
-        d["split"] = list(self.split)
-        return d
-
-    @classmethod
-    def from_json(cls, d):
-        known = {f.name for f in dataclasses.fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
-        if "split" in d:
-            d["split"] = tuple(d["split"])
-        return cls(**d)
-
-
-@dataclass
-class Splits:
-    """The text encoded and cut by position: train, val, test are (N,) int host arrays."""
-    vocab: Vocab
-    train: object
-    val: object
-    test: object
-
-
-def prepare_data(cfg, vocab=None):
-    """Read the text, build (or reuse) the vocabulary, encode and split it."""
-    text = load_source(cfg.source, cfg.max_chars)
-    if vocab is None:
-        vocab = Vocab.build(text, level=cfg.level, max_size=cfg.max_vocab)
-    ids = vocab.encode(text, allow_unknown=cfg.level == "word")
-    train, val, test = split_ids(ids, cfg.split)
-    return Splits(vocab, train, val, test)
+    Returns (loss in nats/token before the update, the state to carry into the next window).
+    Raises TrainingDiverged, before touching the weights, when the loss is NaN or infinite.
+    """
+    model.zero_grad()                                   # gradients accumulate: start from zero
+    loss, state = model.loss(batch.x, batch.y, state, batch.mask)
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"The training loss became {loss}.")
+    model.backward()                                    # BPTT through this window only
+    if clip_value:
+        clip_grad_value(model.grads, clip_value)
+    if grad_clip:
+        clip_grad_norm(model.grads, grad_clip)
+    optimizer.step(model.params, model.grads)
+    return loss, state
 
 
 def evaluate(model, ids, batch_size, seq_len, max_tokens=None, pad_id=None):
@@ -165,233 +78,3 @@ def evaluate(model, ids, batch_size, seq_len, max_tokens=None, pad_id=None):
     loss = total / max(count, 1)
     return {"loss": loss, "bpc": loss / LN2, "perplexity": float(np.exp(min(loss, 700.0))),
             "accuracy": correct / max(count, 1), "tokens": count}
-
-
-def step_seed(seed, step):
-    """The seed for the random draws of one training step: a pure function of (seed, step)."""
-    return int(CPU.xp.random.SeedSequence([seed, step]).generate_state(1)[0])
-
-
-@dataclass
-class TrainResult:
-    model: CharLM
-    vocab: Vocab
-    history: dict
-    last_path: str | None
-    best_path: str | None
-    best_val: float
-    stopped_because: str
-    steps: int
-
-
-@dataclass
-class _Progress:
-    """What changes as the run goes, saved in checkpoints."""
-    step: int = 0
-    elapsed_s: float = 0.0
-    best_val: float = math.inf
-    best_path: str | None = None
-    evals_since_best: int = 0
-    history: dict = field(default_factory=lambda: {"train": [], "val": []})
-
-
-class Trainer:
-    """One training run; ``Trainer(cfg).run()`` or ``Trainer.resume(path, cfg).run()``."""
-
-    def __init__(self, cfg, _resume=None):
-        self.cfg = cfg.validate()
-        self.backend = get_backend(cfg.backend)
-        vocab = None if _resume is None else _resume["vocab"]
-        self.data = prepare_data(cfg, vocab)
-        self.stream = BatchStream(self.data.train, cfg.batch_size, cfg.seq_len, shuffle=cfg.shuffle,
-                                  seed=cfg.seed, pad_id=self.data.vocab.pad_id, backend=self.backend)
-        if len(self.data.val) < 2:      # refuse now, not at the first evaluation, steps later
-            raise DataError(f"The val split has {len(self.data.val)} tokens but at least 2 are "
-                            f"needed to evaluate; use a longer text or a larger val fraction in --split.")
-        self.model = CharLM(len(self.data.vocab), cfg.cell, cfg.hidden_size, cfg.num_layers,
-                            cfg.embedding_size, cfg.dropout, cfg.nonlinearity, cfg.forget_bias,
-                            backend=self.backend, dtype=cfg.dtype, seed=cfg.seed)
-        self.opt = make_optimizer(cfg.optimizer, cfg.lr)
-        self.schedule = LRSchedule(cfg.lr, cfg.lr_decay, cfg.lr_decay_after)
-        self.progress = _Progress()
-        self.state = None
-        if os.path.exists(cfg.out_dir) and not os.path.isdir(cfg.out_dir):
-            raise ConfigError(f"The output path {cfg.out_dir!r} is a file, not a directory; "
-                              f"choose another --out.")
-        if _resume is not None:
-            self._restore(_resume)
-        elif os.path.exists(os.path.join(cfg.out_dir, "last.npz")):
-            raise ConfigError(f"The output directory {cfg.out_dir!r} already holds a run; resume it "
-                              f"with --resume {os.path.join(cfg.out_dir, 'last.npz')} or choose "
-                              f"another --out.")
-
-    # ------------------------------------------------------------- resuming
-    @classmethod
-    def resume(cls, path, cfg=None, overrides=None):
-        """Continue the run saved at ``path``. ``overrides`` (dict) may change the budget
-        (max_steps, max_minutes, ...) but not the architecture or the data."""
-        arrays, meta = read_run(path)
-        saved = TrainConfig.from_json(meta["train"])
-        for key, value in (overrides or {}).items():
-            if key in ARCHITECTURE and value != getattr(saved, key):
-                raise CheckpointError(f"The checkpoint {str(path)!r} was trained with "
-                                      f"{key}={getattr(saved, key)!r}, but this run asks for "
-                                      f"{key}={value!r}; it belongs to another architecture.")
-            setattr(saved, key, value)
-        resume = {"vocab": Vocab.from_json(meta["vocab"]), "arrays": arrays, "meta": meta, "path": str(path)}
-        return cls(saved, _resume=resume)
-
-    def _restore(self, resume):
-        arrays, meta = resume["arrays"], resume["meta"]
-        try:
-            self.model.load_arrays(split_arrays(arrays, "param"))
-            self.opt.load_state_dict(split_arrays(arrays, "optim"), meta["optim"], self.backend)
-            self.stream.load_state_dict(meta["stream"])
-            p = meta["progress"]
-            self.progress = _Progress(p["step"], p["elapsed_s"], p["best_val"], p["best_path"],
-                                      p["evals_since_best"], meta["history"])
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
-            raise CheckpointError(f"The checkpoint {resume['path']!r} cannot be resumed ({exc}).") from None
-        state = split_arrays(arrays, "state")
-        if state:
-            h = self.backend.asarray(state["h"])
-            self.state = (h, self.backend.asarray(state["c"])) if "c" in state else h
-
-    # ------------------------------------------------------------- checkpoints
-    def _save(self, path):
-        cfg, p = self.cfg, self.progress
-        arrays = {f"param/{k}": v for k, v in self.model.params.items()}
-        opt_arrays, opt_meta = self.opt.state_dict()
-        arrays.update({f"optim/{k}": v for k, v in opt_arrays.items()})
-        if self.state is not None:
-            h, c = self.state if isinstance(self.state, tuple) else (self.state, None)
-            arrays["state/h"] = h
-            if c is not None:
-                arrays["state/c"] = c
-        meta = {"kind": KIND, "model": self.model.config, "train": cfg.to_json(),
-                "vocab": self.data.vocab.to_json(), "stream": self.stream.state_dict(),
-                "optim": opt_meta, "history": p.history,
-                "progress": {"step": p.step, "elapsed_s": p.elapsed_s, "best_val": p.best_val,
-                             "best_path": p.best_path, "evals_since_best": p.evals_since_best},
-                "epoch": self.stream.epoch_progress}
-        save_checkpoint(path, arrays, meta)
-
-    def _kept(self):
-        """How a stop for divergence leaves the run directory, as a clause."""
-        last = os.path.join(self.cfg.out_dir, "last.npz")
-        return f"the last good checkpoint {last!r} is kept" if os.path.exists(last) else "no checkpoint was written"
-
-    def _write_history(self):
-        history = json.dumps(self.progress.history, indent=1).encode("utf-8")
-        write_atomically(os.path.join(self.cfg.out_dir, "history.json"), lambda f: f.write(history))
-        from .plotting import plot_loss_curve
-        plot_loss_curve(self.progress.history, os.path.join(self.cfg.out_dir, "loss.png"))
-
-    def _evaluate_and_save(self, train_loss):
-        cfg, p = self.cfg, self.progress
-        with CPU.xp.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            scores = evaluate(self.model, self.data.val, cfg.batch_size, cfg.seq_len,
-                              cfg.eval_tokens, self.data.vocab.pad_id)
-        if not math.isfinite(scores["loss"]):      # never save a model that scores NaN/inf
-            raise TrainingDiverged(f"The val loss became {scores['loss']} at step {p.step}; "
-                                   f"training stopped and {self._kept()} (try a smaller --lr "
-                                   f"or --grad-clip).")
-        p.history["val"].append({"step": p.step, "epoch": self.stream.epoch_progress,
-                                 "train_loss": train_loss, **scores})
-        if scores["loss"] < p.best_val:
-            p.best_val, p.evals_since_best = scores["loss"], 0
-            p.best_path = os.path.join(cfg.out_dir, checkpoint_name(self.stream.epoch_progress, scores["loss"]))
-            self._save(p.best_path)
-        else:
-            p.evals_since_best += 1
-        self._save(os.path.join(cfg.out_dir, "last.npz"))
-        self._write_history()
-        return scores
-
-    # ------------------------------------------------------------- the loop
-    def _budget_left(self, started):
-        cfg, p = self.cfg, self.progress
-        if cfg.max_steps is not None and p.step >= cfg.max_steps:
-            return "max_steps"
-        if cfg.max_epochs is not None and self.stream.epoch_progress >= cfg.max_epochs:
-            return "max_epochs"
-        if cfg.max_minutes is not None and p.elapsed_s + time.perf_counter() - started >= 60 * cfg.max_minutes:
-            return "max_minutes"
-        if cfg.patience is not None and p.evals_since_best >= cfg.patience:
-            return "early_stopping"
-        return None
-
-    def train_step(self):
-        """One window of truncated BPTT; returns the loss (nats/token) before the update."""
-        cfg, model = self.cfg, self.model
-        batch = self.stream.next_batch()
-        if batch.reset or self.state is None:
-            self.state = model.initial_state(cfg.batch_size)          # epoch start: from zeros
-        model.rnn.seed_dropout(step_seed(cfg.seed, self.progress.step))
-        model.zero_grad()
-        # overflow shows up as a non-finite loss, reported below in one sentence;
-        # NumPy's RuntimeWarnings on the way there would only clutter stderr
-        with CPU.xp.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._train_step(batch)
-
-    def _train_step(self, batch):
-        cfg, model = self.cfg, self.model
-        loss, self.state = model.loss(batch.x, batch.y, self.state, batch.mask)
-        if not math.isfinite(loss):
-            raise TrainingDiverged(f"The training loss became {loss} at step {self.progress.step + 1}; "
-                                   f"training stopped and {self._kept()} (try a smaller --lr or --grad-clip).")
-        model.backward()
-        if cfg.clip_value:
-            clip_grad_value(model.grads, cfg.clip_value)
-        if cfg.grad_clip:
-            clip_grad_norm(model.grads, cfg.grad_clip)
-        self.schedule.apply(self.opt, self.stream.epoch)
-        self.opt.step(model.params, model.grads)
-        self.progress.step += 1
-        return loss
-
-    def run(self):
-        """Train until the budget is spent; returns a TrainResult."""
-        from tqdm import tqdm
-
-        cfg, p = self.cfg, self.progress
-        try:
-            os.makedirs(cfg.out_dir, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"Cannot create the run directory {cfg.out_dir!r} "
-                              f"({exc.strerror or exc}).") from None
-        self.model.train()
-        started = time.perf_counter()
-        tokens_per_step = cfg.batch_size * cfg.seq_len
-        bar = tqdm(total=cfg.max_steps, initial=p.step, disable=not cfg.progress, file=sys.stderr,
-                   unit="step", dynamic_ncols=True, leave=True)
-        window_losses, window_start = [], time.perf_counter()
-        reason = self._budget_left(started)
-        try:
-            while reason is None:
-                loss = self.train_step()
-                window_losses.append(loss)
-                if p.step % 10 == 0:
-                    p.history["train"].append({"step": p.step, "loss": loss})
-                now = time.perf_counter()
-                rate = len(window_losses) * tokens_per_step / max(now - window_start, 1e-9)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / LN2:.3f}", chars_s=f"{rate:,.0f}",
-                                refresh=False)
-                if p.step % cfg.eval_every == 0:
-                    p.elapsed_s += now - started
-                    started = now
-                    scores = self._evaluate_and_save(sum(window_losses) / len(window_losses))
-                    bar.write(f"step {p.step}  epoch {self.stream.epoch_progress:.2f}  "
-                              f"train {window_losses[-1]:.3f}  val {scores['loss']:.4f} nats "
-                              f"({scores['bpc']:.3f} bpc)  {rate:,.0f} chars/s", file=sys.stderr)
-                    window_losses, window_start = [], time.perf_counter()
-                reason = self._budget_left(started)
-            if window_losses:                 # the tail since the last evaluation
-                p.elapsed_s += time.perf_counter() - started
-                started = time.perf_counter()
-                self._evaluate_and_save(sum(window_losses) / len(window_losses))
-        finally:
-            bar.close()
-        return TrainResult(self.model, self.data.vocab, p.history,
-                           os.path.join(cfg.out_dir, "last.npz"), p.best_path, p.best_val, reason, p.step)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from scratchrnn.checkpoint import load_checkpoint
-from scratchrnn.train import TrainConfig, Trainer
+from scratchrnn.runner import TrainConfig, Trainer
 
 MAX_STEPS = 60
 FLAGS = ["--corpus", "python-docs", "--max-chars", "3000",      # 42 windows per epoch

@@ -13,7 +13,7 @@ from scratchrnn import ops
 from scratchrnn.backend import host_rng
 from scratchrnn.saved import load_model
 from scratchrnn.sample import choose_next, generate
-from scratchrnn.train import TrainConfig, Trainer
+from scratchrnn.runner import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")

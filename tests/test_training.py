@@ -1,4 +1,4 @@
-"""Training really learns (scratchrnn.train): below the unigram entropy on real text,
+"""Training really learns (scratchrnn.train, scratchrnn.runner): below the unigram entropy on real text,
 to near-zero loss on a tiny repeated text, at char and word level; plus the loop's
 bookkeeping (checkpoints, history, budgets, evaluation)."""
 import json
@@ -16,7 +16,8 @@ from scratchrnn.data import load_corpus, unigram_entropy
 from scratchrnn.errors import ConfigError, DataError
 from scratchrnn.model import CharLM
 from scratchrnn.saved import load_model
-from scratchrnn.train import TrainConfig, Trainer, evaluate, prepare_data, step_seed
+from scratchrnn.runner import TrainConfig, Trainer, prepare_data, step_seed
+from scratchrnn.train import evaluate
 
 
 def config(tmp_path, name="run", **kw):

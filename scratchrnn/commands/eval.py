@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 
 from ..errors import ConfigError, DataError
+from ..runner import TrainConfig, prepare_data
 from ..saved import load_model
-from ..train import TrainConfig, evaluate, prepare_data
+from ..train import evaluate
 
 
 def add_parser(sub):

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import time
 
-from ..train import TrainConfig, Trainer
+from ..runner import TrainConfig, Trainer
 
 # flag -> TrainConfig field, for the flags whose default is "what the config says"
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
