@@ -87,7 +87,7 @@ def backward(p, cache):
         dz[np.arange(B), targets[t]] -= 1.0                    #   dz = p - onehot(y) (§1)
         dz /= T * B                                            #   undo the mean over T·B
         grads["W"] += hs[t + 1].T @ dz                         # undo z = h W + b (the head)
-        grads["b"] += dz.sum(axis=0)
+        grads["b"] += dz.sum(axis=0)                           # undo + b, summed over B
         dh = dz @ p["W"].T + dh_next                           # h went to the head and to t+1 (§2)
         i, f, g, o = (gates[t][:, k * H:(k + 1) * H] for k in range(4))
         dc = dc_next + dh * o * (1 - tanh_cs[t] ** 2)          # undo h = o⊙tanh(c), c path (§3)
