@@ -13,7 +13,7 @@ import sys
 from .backend import BackendUnavailable
 from .errors import ScratchRNNError
 
-COMMANDS = ("train", "sample", "eval", "gradcheck", "analyze")
+COMMANDS = ("train", "sample", "eval", "gradcheck", "analyze", "grid")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,119 @@
+"""``run_grid``: check the folder, take its lock, run the points that are not done, and keep
+``results.jsonl``, ``results.md`` and ``results.png`` up to date as each one finishes.
+
+``DIR`` holds:
+
+    grid.json        the grid's settings (budget, shared training settings, the lists)
+    grid.lock        while a grid runs in it (see lock.py)
+    results.jsonl    one line per finished or failed point (see results.py)
+    results.md/png   the table, the findings and the figure (see report.py)
+    runs/<point>/    each point's ordinary run folder: last.npz, the best checkpoint, history
+    logs/<point>.log each point's training log
+
+Running the same command again skips the points already done (and, unless asked to retry
+them, the failed ones) and resumes the others from their ``last.npz``. A command with
+other lists (say, one more size) adds its points to the same folder, as long as the
+budget and the shared training settings agree with ``grid.json``; a command whose
+settings differ is refused before anything in the folder is touched.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from ..checkpoint import write_atomically
+from ..errors import ConfigError
+from .lock import GridLock, check_free
+from .points import count_params
+from .progress import GridProgress
+from .report import findings, verdict, write_report
+from .results import append_record, read_records
+
+SPEC_NAME = "grid.json"
+
+
+def run_grid(spec, out_dir, executor, progress=True, retry_failed=False, say=print):
+    """Run ``spec`` (a GridSpec) into ``out_dir`` on ``executor`` (LocalPool or DaskCluster,
+    not yet entered). Returns the latest record per point of this grid."""
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"The output path {out_dir!r} is a file, not a directory; choose another --out.")
+    saved = _read_spec(out_dir)
+    merged = _merge(saved, spec.to_json(), out_dir)
+    records = read_records(out_dir)
+    check_free(out_dir)
+    points = spec.points(out_dir)
+    skip = {"ok", "failed"} if not retry_failed else {"ok"}
+    todo = [p for p in points if records.get(p.name, {}).get("status") not in skip]
+    todo.sort(key=lambda p: -count_params(p.cell, p.layers, p.size, vocab_size=100))   # longest first
+    with executor:
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"Cannot create the grid folder {out_dir!r} ({exc.strerror or exc}).") from None
+        with GridLock(out_dir):
+            spec_bytes = (json.dumps(merged, indent=1) + "\n").encode("utf-8")
+            write_atomically(os.path.join(out_dir, SPEC_NAME), lambda f: f.write(spec_bytes))
+            done = len(points) - len(todo)
+            say(f"scratchrnn grid: {len(points)} points ({_shape(spec)}), {spec.budget.describe()} each, "
+                f"on {executor.describe()}; {done} already done, {len(todo)} to run; folder {out_dir}")
+            dashboard = getattr(executor, "dashboard", None)
+            if dashboard:
+                say(f"Dask dashboard: {dashboard}")
+            _run_points(out_dir, merged, records, todo, executor, GridProgress(len(points), done, progress))
+            write_report(out_dir, merged, records)
+    mine = {p.name: records[p.name] for p in points if p.name in records}
+    failed = [r for r in mine.values() if r.get("status") != "ok"]
+    say(f"{len(mine) - len(failed)} of {len(points)} points done, {len(failed)} failed; "
+        f"table {os.path.join(out_dir, 'results.md')}, figure {os.path.join(out_dir, 'results.png')}")
+    for claim, held, not_held in findings(merged, records):
+        say(f"  {claim}: {verdict(held, not_held).replace('**', '')}")
+    return mine
+
+
+def _run_points(out_dir, spec_json, records, todo, executor, progress):
+    tasks = [{"name": p.name, "train": p.train, "log": os.path.join(out_dir, "logs", f"{p.name}.log")}
+             for p in todo]
+    try:
+        progress.update(running=0)
+        for _task, record in executor.run(tasks):
+            append_record(out_dir, record)
+            records[record["name"]] = record
+            write_report(out_dir, spec_json, records)
+            progress.update(executor.running, record)
+    finally:
+        progress.close()
+
+
+def _shape(spec):
+    parts = [f"{len(spec.cells)} cells", f"{len(spec.layers)} depths", f"{len(spec.sizes)} sizes",
+             f"{len(spec.seeds)} seeds"]
+    return " x ".join(p[:-1] if p.startswith("1 ") else p for p in parts)
+
+
+def _read_spec(out_dir):
+    path = os.path.join(out_dir, SPEC_NAME)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        raise ConfigError(f"{path!r} is not a grid's settings file; choose another --out.") from None
+
+
+def _merge(saved, new, out_dir):
+    """The folder's grid after this command: the union of the lists, the settings unchanged."""
+    if saved is None:
+        return new
+    for key in ("budget", "shared"):
+        if saved.get(key) != new[key]:
+            was, now = saved.get(key) or {}, new[key]
+            diff = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+            what = ", ".join(f"{k}={was.get(k)!r} there but {now.get(k)!r} here" for k in diff)
+            raise ConfigError(f"The grid in {out_dir!r} was started with other settings ({key}: {what}); "
+                              f"use the same settings to resume it or choose another --out.")
+    merged = dict(saved)
+    for key in ("cells", "layers", "sizes", "seeds"):
+        merged[key] = list(dict.fromkeys(saved[key] + new[key]))
+    return merged

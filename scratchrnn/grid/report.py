@@ -1,0 +1,204 @@
+"""``DIR/results.md`` and ``DIR/results.png`` from the grid's settings and its results.
+
+The tables follow the paper's layout: one row per cell type and depth, one column per
+hidden size, the loss in nats per character (mean over seeds), the best of each column in
+bold. The findings check the paper's two conclusions on this run's val losses:
+
+- gated cells beat the vanilla RNN: at every (depth, size) where both ran, LSTM < RNN and
+  GRU < RNN ("equal size" means equal hidden size H, the grid's axis; the figure shows
+  the same losses against parameter count, where an LSTM of size H has four times the
+  recurrent weights of an RNN);
+- depth helps: for every (cell, size), 2 layers < 1 layer.
+
+The figure is val loss against parameter count (log scale), one line per cell type.
+"""
+from __future__ import annotations
+
+import os
+from statistics import mean
+
+from ..checkpoint import write_atomically
+
+SPLITS = (("val", "Validation loss"), ("train", "Training loss"), ("test", "Test loss"))
+
+
+def point_means(spec, records, split="val"):
+    """{(cell, layers, size): mean loss over the seeds that finished} (nats/char)."""
+    table = {}
+    for cell in spec["cells"]:
+        for layers in spec["layers"]:
+            for size in spec["sizes"]:
+                losses = [r[split]["loss"] for r in _records_of(records, spec, cell, layers, size)
+                          if r.get("status") == "ok"]
+                if losses:
+                    table[(cell, layers, size)] = mean(losses)
+    return table
+
+
+def _records_of(records, spec, cell, layers, size):
+    from .points import point_name
+    return [records[n] for n in (point_name(cell, layers, size, s) for s in spec["seeds"]) if n in records]
+
+
+def compare(means, pairs):
+    """pairs: [(better_key, worse_key, label)] -> (held labels, not-held labels) where both ran."""
+    held, not_held = [], []
+    for better, worse, label in pairs:
+        if better in means and worse in means:
+            (held if means[better] < means[worse] else not_held).append(label)
+    return held, not_held
+
+
+def findings(spec, records):
+    """The paper's conclusions checked on this run: a list of (claim, held, not_held) tuples."""
+    means = point_means(spec, records)
+    result = []
+    for gated in ("lstm", "gru"):
+        if gated in spec["cells"] and "rnn" in spec["cells"]:
+            pairs = [((gated, L, H), ("rnn", L, H), f"{L}-layer H={H}")
+                     for L in spec["layers"] for H in spec["sizes"]]
+            result.append((f"{gated.upper()} beats RNN at equal size", *compare(means, pairs)))
+    if 1 in spec["layers"] and 2 in spec["layers"]:
+        pairs = [((cell, 2, H), (cell, 1, H), f"{cell.upper()} H={H}")
+                 for cell in spec["cells"] for H in spec["sizes"]]
+        result.append(("depth 2 beats depth 1", *compare(means, pairs)))
+    return result
+
+
+def verdict(held, not_held):
+    """One line: did the claim hold in the comparisons this run could make?"""
+    n = len(held) + len(not_held)
+    if n == 0:
+        return "could not be checked (no pair of finished points to compare)"
+    if not not_held:
+        return f"**held** in all {n} comparison{'s' * (n > 1)}"
+    if not held:
+        return f"**did not hold** in any of {n} comparison{'s' * (n > 1)}"
+    return f"**held in {len(held)} of {n}** comparisons (not for {'; '.join(not_held)})"
+
+
+def markdown(spec, records, title):
+    """The whole results.md as a string."""
+    ok = [r for r in records.values() if r.get("status") == "ok"]
+    failed = [r for r in records.values() if r.get("status") == "failed"]
+    total = len(spec["cells"]) * len(spec["layers"]) * len(spec["sizes"]) * len(spec["seeds"])
+    budget = spec["budget"]
+    budget_text = f"{budget['steps']:,} steps" if budget.get("steps") else f"{budget['minutes']:g} minutes"
+    lines = [f"# {title}", "",
+             f"Corpus `{os.path.basename(str(spec['shared'].get('source')))}`; every point trained for "
+             f"{budget_text} (same budget each); {len(ok)} of {total} points finished, {len(failed)} failed. "
+             f"Losses are cross-entropy in nats per character of the final model (bits per character = "
+             f"nats / ln 2), mean over {len(spec['seeds'])} seed{'s' * (len(spec['seeds']) > 1)}; "
+             f"**bold** is the best of its column.", ""]
+    shared = {k: v for k, v in spec["shared"].items() if k != "source"}
+    if shared:
+        lines += ["Shared settings: " + ", ".join(f"{k}={v}" for k, v in sorted(shared.items())) + ".", ""]
+    lines += ["## Findings", ""]
+    for claim, held, not_held in findings(spec, records):
+        lines.append(f"- {claim}: {verdict(held, not_held)}.")
+    if not findings(spec, records):
+        lines.append("- This grid has no RNN to compare with and no 1- and 2-layer pair.")
+    lines.append("")
+    for split, heading in SPLITS:
+        lines += [f"## {heading} (nats/char)", ""] + _table(spec, records, split) + [""]
+    lines += ["## Parameters", ""] + _param_table(spec, records) + [""]
+    if failed:
+        lines += ["## Failed points", ""] + [f"- `{r['name']}`: {r.get('reason', 'no reason recorded')}"
+                                             for r in failed] + [""]
+    lines += ["## Machines", ""] + _machines(ok + failed) + [""]
+    if ok:
+        lines += ["![val loss against parameter count](results.png)", ""]
+    return "\n".join(lines)
+
+
+def _table(spec, records, split):
+    means = point_means(spec, records, split)
+    sizes = spec["sizes"]
+    best = {H: min((v for (c, L, h), v in means.items() if h == H), default=None) for H in sizes}
+    rows = ["| cell | layers | " + " | ".join(f"H={H}" for H in sizes) + " |",
+            "|---|---:|" + "---:|" * len(sizes)]
+    for cell in spec["cells"]:
+        for layers in spec["layers"]:
+            cells = []
+            for H in sizes:
+                value = means.get((cell, layers, H))
+                if value is None:
+                    states = {r.get("status") for r in _records_of(records, spec, cell, layers, H)}
+                    cells.append("failed" if "failed" in states else "–")
+                else:
+                    text = f"{value:.3f}"
+                    cells.append(f"**{text}**" if value == best[H] else text)
+            rows.append(f"| {cell.upper()} | {layers} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _param_table(spec, records):
+    from .points import point_name
+    rows = ["| cell | layers | " + " | ".join(f"H={H}" for H in spec["sizes"]) + " |",
+            "|---|---:|" + "---:|" * len(spec["sizes"])]
+    for cell in spec["cells"]:
+        for layers in spec["layers"]:
+            counts = []
+            for H in spec["sizes"]:
+                found = [records[n]["params"] for n in (point_name(cell, layers, H, s) for s in spec["seeds"])
+                         if n in records and "params" in records[n]]
+                counts.append(f"{found[0]:,}" if found else "–")
+            rows.append(f"| {cell.upper()} | {layers} | " + " | ".join(counts) + " |")
+    return rows
+
+
+def _machines(records):
+    seen = {}
+    for r in records:
+        m = r.get("machine")
+        if m:
+            key = (m.get("host"), m.get("cpu"), m.get("cores"))
+            seen.setdefault(key, []).append(r)
+    out = []
+    for (host, cpu, cores), rs in seen.items():
+        m = rs[0]["machine"]
+        out.append(f"- {host}: {cpu}, {cores} cores, Python {m.get('python')}, NumPy {m.get('numpy')}, "
+                   f"BLAS threads {m.get('blas_threads')}; {len(rs)} point{'s' * (len(rs) > 1)}")
+    return out or ["- none yet"]
+
+
+def plot(spec, records, path):
+    """Val loss against parameter count (log x), one line per cell, marker by depth -> PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    means = point_means(spec, records)
+    params = {}
+    for r in records.values():
+        if r.get("status") == "ok":
+            params[(r["cell"], r["layers"], r["size"])] = r["params"]
+    fig = Figure(figsize=(7, 4.5), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    markers = "os^Dv"
+    for cell in spec["cells"]:
+        keys = sorted((k for k in means if k[0] == cell), key=lambda k: params[k])
+        if not keys:
+            continue
+        line, = ax.plot([params[k] for k in keys], [means[k] for k in keys], lw=1.2, alpha=0.8,
+                        label=cell.upper())
+        for k in keys:
+            ax.plot(params[k], means[k], markers[(spec["layers"].index(k[1])) % len(markers)],
+                    color=line.get_color(), ms=6)
+    for i, layers in enumerate(spec["layers"]):
+        ax.plot([], [], markers[i % len(markers)], color="gray", label=f"{layers} layer{'s' * (layers > 1)}")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("val loss (nats/char)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    write_atomically(path, lambda f: fig.savefig(f, format="png"))
+
+
+def write_report(directory, spec, records, title="Grid results"):
+    """Write results.md and (once a point has finished) results.png into ``directory``."""
+    text = markdown(spec, records, title).encode("utf-8")
+    write_atomically(os.path.join(directory, "results.md"), lambda f: f.write(text))
+    if any(r.get("status") == "ok" for r in records.values()):
+        plot(spec, records, os.path.join(directory, "results.png"))
