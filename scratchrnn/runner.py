@@ -23,14 +23,16 @@ import time
 from dataclasses import dataclass, field
 
 from .backend import CPU, get_backend
+from .batching import BatchStream, split_ids
 from .checkpoint import checkpoint_name, save_checkpoint, write_atomically
-from .data import BatchStream, Vocab, load_source, split_ids
+from .corpora import load_source
 from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from .model import CharLM
 from .optim import LRSchedule, make_optimizer
 from .saved import KIND, read_run, split_arrays
 from .train import LN2, evaluate, train_step
 from .validation import int_at_least, positive_int
+from .vocab import Vocab
 
 ARCHITECTURE = ("source", "max_chars", "level", "max_vocab", "cell", "hidden_size", "num_layers",
                 "embedding_size", "nonlinearity", "forget_bias", "dtype", "split")

@@ -8,9 +8,9 @@ Metadata: ``kind``, ``model`` (CharLM config), ``train`` (TrainConfig as a dict)
 from __future__ import annotations
 
 from .checkpoint import load_checkpoint
-from .data import Vocab
 from .errors import CheckpointError, ConfigError
 from .model import CharLM
+from .vocab import Vocab
 
 KIND = "scratchrnn-lm"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from .backend import CPU
-from .data import BatchStream
+from .batching import BatchStream
 from .errors import DataError, TrainingDiverged
 from .optim import clip_grad_norm, clip_grad_value
 

@@ -10,7 +10,7 @@ import pytest
 
 from scratchrnn.analysis.report import SECTION_IDS
 from scratchrnn.cli import main
-from scratchrnn.data import load_corpus
+from scratchrnn.corpora import load_corpus
 from scratchrnn.runner import TrainConfig, Trainer
 
 # the Chromium helpers and fixture of the report's own browser test

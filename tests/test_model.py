@@ -12,7 +12,7 @@ import pytest
 
 from scratchrnn import ops
 from scratchrnn.backend import get_backend
-from scratchrnn.data import BatchStream
+from scratchrnn.batching import BatchStream
 from scratchrnn.embedding import Embedding, OneHot
 from scratchrnn.errors import ConfigError, ShapeError
 from scratchrnn.gradcheck import check_function, numerical_gradient, rel_error

@@ -221,9 +221,9 @@ def test_eval_command_on_a_trained_checkpoint(trained, tmp_path):
 @pytest.mark.parametrize("strategy", ["argmax", "sample", "topk", "rand"])
 def test_word_level_never_generates_padding(strategy):
     """The padding token is masked out of generation even when the model favours it."""
-    from scratchrnn.data import Vocab
     from scratchrnn.model import CharLM
     from scratchrnn.sample import generate
+    from scratchrnn.vocab import Vocab
 
     vocab = Vocab.build("the cat sat on the mat . the dog sat", level="word")
     model = CharLM(len(vocab), cell="gru", hidden_size=4, num_layers=1, seed=0)

@@ -12,12 +12,13 @@ import pytest
 
 from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint
-from scratchrnn.data import load_corpus, unigram_entropy
+from scratchrnn.corpora import load_corpus
 from scratchrnn.errors import ConfigError, DataError
 from scratchrnn.model import CharLM
-from scratchrnn.saved import load_model
 from scratchrnn.runner import TrainConfig, Trainer, prepare_data, step_seed
+from scratchrnn.saved import load_model
 from scratchrnn.train import evaluate
+from scratchrnn.vocab import unigram_entropy
 
 
 def config(tmp_path, name="run", **kw):

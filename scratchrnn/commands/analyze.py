@@ -92,7 +92,8 @@ def _encode(vocab, text, drop, where):
 
 def select_text(args, vocab, meta):
     """(text, prefix, train_text or None, description) for the analysis."""
-    from ..data import CORPORA, load_source, read_text_file, split_ids
+    from ..batching import split_ids
+    from ..corpora import CORPORA, load_source, read_text_file
     from ..runner import TrainConfig
 
     cfg = TrainConfig.from_json(meta["train"])

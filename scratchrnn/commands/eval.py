@@ -31,7 +31,7 @@ def run(args):
             raise ConfigError(f"--{flag} must be a positive integer, got {value}.")
     model, vocab, meta = load_model(args.checkpoint, backend=args.backend)
     if args.text is not None:
-        from ..data import read_text_file
+        from ..corpora import read_text_file
         ids = vocab.encode(read_text_file(args.text), allow_unknown=vocab.level == "word")
         where = args.text
     else:

@@ -76,7 +76,7 @@ def _overrides(args):
     if args.text is not None:
         given["source"] = os.path.abspath(args.text)    # a resumed run may start elsewhere
     elif args.corpus is not None:
-        from ..data import CORPORA
+        from ..corpora import CORPORA
         from ..errors import ConfigError
         if args.corpus not in CORPORA:
             raise ConfigError(f"Unknown corpus {args.corpus!r}; choose one of {', '.join(CORPORA)}.")
