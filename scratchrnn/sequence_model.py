@@ -19,6 +19,7 @@ from zeros unless a state is passed.
 """
 from __future__ import annotations
 
+from .attention import AttentionLSTM
 from .backend import host_rng
 from .embedding import Embedding, OneHot
 from .errors import ConfigError
@@ -30,7 +31,8 @@ from .validation import int_at_least, positive_int
 class SequenceModel:
     """embed (optional) -> rnn -> head -> loss, with flat ``params``/``grads`` dicts.
 
-    rnn: a ``scratchrnn.RNN``/``GRU``/``LSTM`` (time-major).  head: a ``heads.Head``.
+    rnn: a ``scratchrnn.RNN``/``GRU``/``LSTM`` (time-major) or an ``attention.AttentionLSTM``.
+    head: a ``heads.Head``.
     loss: "cross_entropy" (targets int class ids) or "mse" (targets real).
     embed: ``embedding.Embedding``/``OneHot`` for integer inputs, or None for vectors.
     stateful: carry the final state from one call to the next (see the module doc).
@@ -58,20 +60,28 @@ class SequenceModel:
 
     @classmethod
     def for_tokens(cls, vocab_size, cell="rnn", hidden_size=64, num_layers=1, embedding_size=0,
-                   return_sequences=True, stateful=False, backend=None, dtype="float32",
-                   seed=None, **layer_options):
+                   return_sequences=True, stateful=False, attn_length=None, backend=None,
+                   dtype="float32", seed=None, **layer_options):
         """A next-token classifier over V token ids: one-hot (embedding_size=0) or a learned
         embedding of that size, the recurrent stack, a head onto V classes, cross-entropy.
 
+        attn_length: K for an ``attention.AttentionLSTM`` (cell must be "lstm"): the top
+            layer attends over its last K outputs; None for a plain stack.
         layer_options go to the layer class (e.g. nonlinearity="relu", identity_init=True
-        for an IRNN, forget_bias=1.0 for an LSTM).
+        for an IRNN, forget_bias=1.0 for an LSTM, attn_vec_size with attention).
         """
         if cell not in LAYERS:
             raise ConfigError(f"Unknown cell {cell!r}; choose one of {', '.join(LAYERS)}.")
         V = positive_int("vocab_size", vocab_size)
         E = int_at_least("embedding_size", embedding_size, 0)
-        rnn = LAYERS[cell](E or V, hidden_size, num_layers, backend=backend, dtype=dtype,
-                           seed=seed, **layer_options)
+        if attn_length is not None:
+            if cell != "lstm":
+                raise ConfigError(f"attention is built on the LSTM; got cell {cell!r}.")
+            rnn = AttentionLSTM(E or V, hidden_size, num_layers, attn_length=attn_length,
+                                backend=backend, dtype=dtype, seed=seed, **layer_options)
+        else:
+            rnn = LAYERS[cell](E or V, hidden_size, num_layers, backend=backend, dtype=dtype,
+                               seed=seed, **layer_options)
         rng = host_rng(None if seed is None else seed + 1)
         embed = (Embedding(V, E, rng, rnn.backend, rnn.dtype) if E
                  else OneHot(V, rnn.backend, rnn.dtype))

@@ -188,3 +188,22 @@ def test_bad_settings_are_refused(backend):
     head.forward(backend.xp.zeros((4, 1, 3)))
     with pytest.raises(ShapeError):
         head.backward(backend.xp.zeros((4, 1, 2)))
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_attention_stack_under_a_head_matches_finite_differences(backend, return_sequences):
+    rng = np.random.default_rng(4)
+    model = SequenceModel.for_tokens(5, cell="lstm", hidden_size=3, num_layers=2, embedding_size=2,
+                                     attn_length=3, return_sequences=return_sequences,
+                                     backend=backend, dtype="float64", seed=4)
+    assert "rnn.attn.W_k" in model.params and "embed.W" in model.params
+    ids = backend.asarray(rng.integers(0, 5, (4, 2)))
+    targets = backend.asarray(rng.integers(0, 5, (4, 2) if return_sequences else (2,)))
+    model.zero_grad()
+    model.loss(ids, targets)
+    model.backward()
+    grads = {k: g.copy() for k, g in model.grads.items()}
+    rows = check_function(lambda: model.loss(ids, targets)[0], model.params, grads, tol=TOL)
+    assert all(r.passed for r in rows), "\n" + format_table(rows)
+    with pytest.raises(ConfigError, match="attention"):
+        SequenceModel.for_tokens(5, cell="gru", attn_length=3)
