@@ -99,7 +99,7 @@ def run(args):
                                Budget(steps=args.budget_steps, minutes=args.budget_minutes), **shared)
     memory = physical_memory()
     if args.scheduler is None and memory:
-        check_memory(spec, len(set(text)) + 1, memory)
+        check_memory(spec, len(set(text)), memory)
     executor = _executor(args)
     if args.workers is None and args.scheduler is None and args.local_cluster is None:
         executor.workers = min(executor.workers, len(spec.points(args.out)))

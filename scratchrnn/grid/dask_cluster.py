@@ -46,7 +46,7 @@ class DaskCluster:
 
     def describe(self):
         if self.cluster is not None:
-            return f"a Dask LocalCluster of {self.local_workers} workers"
+            return f"a Dask LocalCluster of {self.local_workers} worker{'s' * (self.local_workers != 1)}"
         return f"the Dask cluster at {self.scheduler} ({self.slots} worker threads)"
 
     @property
@@ -55,11 +55,11 @@ class DaskCluster:
 
     @property
     def dashboard(self):
-        """The dashboard's address, or a sentence saying why there is none."""
+        """The dashboard's address (its plots need bokeh, which the cluster extra leaves out)."""
         try:
-            import bokeh  # noqa: F401 -- the dashboard needs it
+            import bokeh  # noqa: F401
         except ImportError:
-            return "none (install bokeh>=3.1 to get Dask's dashboard)"
+            return f"{self.client.dashboard_link} (its plots need bokeh>=3.1: pip install bokeh)"
         return self.client.dashboard_link
 
     def __enter__(self):
@@ -94,7 +94,7 @@ class DaskCluster:
         unfinished = len(futures)
         self.running = min(unfinished, self.slots)
         try:
-            for future in distributed.as_completed(futures):
+            for future in distributed.as_completed(list(futures), loop=self.client.loop):
                 task = futures[future]
                 unfinished -= 1
                 self.running = min(unfinished, self.slots)

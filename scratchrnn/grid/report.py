@@ -71,9 +71,9 @@ def verdict(held, not_held):
     if n == 0:
         return "could not be checked (no pair of finished points to compare)"
     if not not_held:
-        return f"**held** in all {n} comparison{'s' * (n > 1)}"
+        return f"**held** in all {n} comparisons" if n > 1 else "**held** in the one comparison"
     if not held:
-        return f"**did not hold** in any of {n} comparison{'s' * (n > 1)}"
+        return f"**did not hold** in any of {n} comparisons" if n > 1 else "**did not hold** in the one comparison"
     return f"**held in {len(held)} of {n}** comparisons (not for {'; '.join(not_held)})"
 
 
