@@ -8,8 +8,8 @@
     sync()      wait for queued device work (GPU implementations)
     memory()    {"peak_bytes", "cache_bytes"} of one training iteration, or None values
 
-Implementations (``IMPLS``): scratchrnn on NumPy with the fast path (the default)
-and with the plain reference path, scratchrnn on CuPy, PyTorch on the CPU and on
+Implementations (``IMPLS``): scratchrnn on NumPy with the fast engine (the default)
+and with the cells' reference engine ("scratch-plain"), scratchrnn on CuPy, PyTorch on the CPU and on
 CUDA, and the naive per-step baseline of ``benchmarks/naive.py``. Each runs in a
 process of its own (see ``worker.py``); ``unavailable_reason(impl)`` says why one
 cannot run here.
@@ -42,13 +42,10 @@ def unavailable_reason(impl):
 
 # ---------------------------------------------------------------- scratchrnn
 class ScratchRunner:
-    def __init__(self, cell, T, B, I, H, backend="numpy", kernel="fast", seed=0):
-        from scratchrnn import kernels
+    def __init__(self, cell, T, B, I, H, backend="numpy", engine="fast", seed=0):
         from scratchrnn.layers import LAYERS
-        kernels.set_default(kernel)
-        self.kernel = kernel
         self.be_name = backend
-        self.layer = LAYERS[cell](I, H, backend=backend, dtype="float32", seed=seed)
+        self.layer = LAYERS[cell](I, H, backend=backend, dtype="float32", seed=seed, engine=engine)
         self.xp = self.layer.xp
         rng = np.random.default_rng(seed + 1)
         self.x = self.layer.backend.asarray(rng.standard_normal((T, B, I)), dtype=np.float32)
@@ -93,7 +90,7 @@ def _traced(runner):
     if hasattr(runner, "caches"):
         runner.caches = None
     if hasattr(runner, "layer"):
-        runner.layer._caches = None
+        runner.layer.clear_caches()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -191,9 +188,9 @@ def make_runner(impl, cell, T, B, I, H, threads=None):
     if impl == "scratch-numpy":
         return ScratchRunner(cell, T, B, I, H, "numpy", "fast")
     if impl == "scratch-plain":
-        return ScratchRunner(cell, T, B, I, H, "numpy", "plain")
+        return ScratchRunner(cell, T, B, I, H, "numpy", "reference")
     if impl == "scratch-cupy":
-        return ScratchRunner(cell, T, B, I, H, "cupy", "fast")
+        return ScratchRunner(cell, T, B, I, H, "cupy", "auto")
     if impl == "torch-cpu":
         return TorchRunner(cell, T, B, I, H, "cpu", threads)
     if impl == "torch-cuda":

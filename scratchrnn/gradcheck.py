@@ -225,7 +225,7 @@ def check_layer(layer, T: int, B: int, seed=0, eps: float = DEFAULT_EPS,
     if getattr(layer, "nonlinearity", None) == "relu":
         # the relu piece: which units of every layer and step are active
         region = lambda: numpy.concatenate(          # noqa: E731
-            [_host(c.hs > 0).ravel() for c in layer._caches])
+            [_host(c.hs > 0).ravel() for c in layer.caches])
 
     try:
         layer.zero_grad()

@@ -5,13 +5,19 @@
     dx, (dh0, dc0) = lstm.backward(dy)    # accumulates into lstm.grads
     lstm.zero_grad()
 
+What runs is chosen by ``engine=``: "textbook" (the cells' step-by-step scans),
+"reference" (the cells with the GEMMs hoisted out of the loop), "fast" (the fast
+engine of the backend) or "auto" (the default: fast where it exists); see
+``scratchrnn.engines``. ``layer.engine`` names the one that runs.
+
 Parameters live in a flat dict ``params`` with keys ``"l{k}.W_x"``, ``"l{k}.W_h"``,
-``"l{k}.b_x"``, ``"l{k}.b_h"`` for layer k (layout in ``cells/_fused.py``);
+``"l{k}.b_x"``, ``"l{k}.b_h"`` for layer k (layout in ``cells/common.py``);
 ``grads`` has the same keys. Dropout (inverted, rate p) is applied to the output of
 every layer but the last, in training mode only, and its mask is reused by backward.
 """
 from __future__ import annotations
 
+from . import engines
 from .backend import get_backend, host_rng
 from .cells import gru, lstm, rnn
 from .errors import ConfigError, ShapeError
@@ -25,12 +31,14 @@ class Recurrent:
     backend: "numpy", "cupy", "auto", a Backend, or None for ``$SCRATCHRNN_BACKEND``
     (numpy when unset).  dtype: "float32" (default) or "float64".  seed: weights and
     dropout masks are drawn from it (the same seed gives the same weights on CPU and GPU).
+    engine: "auto", "textbook", "reference", "fast", or None for ``$SCRATCHRNN_ENGINE``
+    (auto when unset); ``self.engine`` is the name of the engine that runs.
     """
 
     cell = None          # the cell module (cells/rnn.py, cells/gru.py, cells/lstm.py)
 
     def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0, batch_first=False,
-                 backend=None, dtype="float32", seed=None, **cell_options):
+                 backend=None, dtype="float32", seed=None, engine=None, **cell_options):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -44,6 +52,8 @@ class Recurrent:
         self.dtype = self.backend.dtype(dtype)
         self.training = True
         self._init_options, self._step_options = self._split_options(cell_options)
+        self._engine = engines.resolve(engine, self.cell, self.backend)
+        self.engine = self._engine.name
 
         rng = host_rng(seed)
         self.params = {}
@@ -56,6 +66,21 @@ class Recurrent:
         self._dropout_rng = self.backend.rng(seed)
         self._caches = None          # per layer: the cell's Cache
         self._masks = None           # per layer below the top: dropout mask or None
+
+    @property
+    def caches(self):
+        """Per layer, the cell's ``Cache`` of the last forward (read-only); None before one."""
+        return None if self._caches is None else tuple(self._caches)
+
+    @property
+    def cell_options(self):
+        """The options every step of the cell takes, e.g. {"nonlinearity": "tanh"} (a copy)."""
+        return dict(self._step_options)
+
+    def clear_caches(self):
+        """Drop the last forward's caches (frees their memory; backward needs a new forward)."""
+        self._caches = None
+        self._masks = None
 
     # ---- options peculiar to one cell (overridden by RNN and LSTM)
     def _split_options(self, options):
@@ -132,7 +157,7 @@ class Recurrent:
         drop = self.training and self.dropout > 0.0
         self._caches, self._masks, finals = [], [], []
         for k in range(self.num_layers):
-            xs, stateT, cache = self.cell.forward(self.layer_params(k), xs,
+            xs, stateT, cache = self._engine.forward(self.layer_params(k), xs,
                                                   self._state_of_layer(state0, k), **self._step_options)
             self._caches.append(cache)
             finals.append(stateT)
@@ -160,7 +185,7 @@ class Recurrent:
         dstateT = self._as_state(dstate, B, "dstate")
         dstate0 = [None] * self.num_layers
         for k in reversed(range(self.num_layers)):
-            dxs, dstate0[k], grads = self.cell.backward(self.layer_params(k), dys,
+            dxs, dstate0[k], grads = self._engine.backward(self.layer_params(k), dys,
                                                         self._state_of_layer(dstateT, k),
                                                         self._caches[k], **self._step_options)
             for n in PARAM_NAMES:
@@ -176,7 +201,7 @@ class Recurrent:
     def __repr__(self):
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
                 f"num_layers={self.num_layers}, backend={self.backend.name!r}, "
-                f"dtype={self.dtype.name!r})")
+                f"dtype={self.dtype.name!r}, engine={self.engine!r})")
 
 
 class RNN(Recurrent):

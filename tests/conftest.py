@@ -1,4 +1,4 @@
-"""Shared test setup: the ``backend`` and ``use_impl`` fixtures and the Hypothesis profiles.
+"""Shared test setup: the ``backend`` and ``use_engine`` fixtures and the Hypothesis profiles.
 
 Backends: a test that takes ``backend`` runs once on NumPy and once on CuPy. The
 CuPy run is skipped, with ``cupy_unavailable_reason()`` as the reason, on a machine
@@ -7,10 +7,11 @@ was asked for explicitly, so its absence fails the CuPy runs instead of hiding
 them. Tests that take no backend use ``get_backend()``, i.e. the default that
 ``SCRATCHRNN_BACKEND`` picks.
 
-Cell implementations: the cells run a readable "plain" path or a "fast" path
-(``scratchrnn.kernels``). ``use_impl(name)`` is a context manager that makes
-``name`` the process default for a block and restores the previous one, so a test
-parametrised over ``IMPLS`` checks both paths through the layer classes.
+Engines: a layer runs the cells' textbook scans, their hoisted "reference" form, or
+a fast engine (``scratchrnn.engines``). ``use_engine(name)`` is a context manager
+that sets ``$SCRATCHRNN_ENGINE`` (the default of every layer made inside it) for a
+block and restores it, so a test parametrised over ``ENGINES`` checks every engine
+through the layer classes ("auto" is the fast engine where the backend has one).
 
 Hypothesis profiles (``HYPOTHESIS_PROFILE`` picks one; otherwise "ci" when the
 ``CI`` variable is set to anything but ""/0/false, else "dev"):
@@ -26,7 +27,6 @@ from contextlib import contextmanager
 import pytest
 from hypothesis import HealthCheck, settings
 
-from scratchrnn import kernels
 from scratchrnn.backend import cupy_unavailable_reason, default_backend_name, get_backend
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -58,23 +58,26 @@ def backend(request):
     return get_backend(request.param)
 
 
-IMPLS = ("plain", "fast")
+ENGINES = ("textbook", "reference", "auto")
 
 
 @contextmanager
-def _use_impl(name):
-    old = kernels.get_default()
-    kernels.set_default(name)
+def _use_engine(name):
+    old = os.environ.get("SCRATCHRNN_ENGINE")
+    os.environ["SCRATCHRNN_ENGINE"] = name
     try:
         yield name
     finally:
-        kernels.set_default(old)
+        if old is None:
+            os.environ.pop("SCRATCHRNN_ENGINE", None)
+        else:
+            os.environ["SCRATCHRNN_ENGINE"] = old
 
 
 @pytest.fixture(scope="session")
-def use_impl():
-    """``with use_impl("plain"): ...`` runs the block on that cell implementation."""
-    return _use_impl
+def use_engine():
+    """``with use_engine("textbook"): ...`` makes the layers built in the block run that engine."""
+    return _use_engine
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ def test_chunked_pass_equals_one_forward(cell):
     ids = random_ids(50)
     acts = activations.collect(model, ids, chunk=7)
     logits, _ = model.forward(ids[:, None])                   # one pass over everything
-    for k, cache in enumerate(model.rnn._caches):
+    for k, cache in enumerate(model.rnn.caches):
         np.testing.assert_allclose(acts[k]["h"], cache.hs[:, 0], atol=1e-12)
         if cell == "lstm":
             np.testing.assert_allclose(acts[k]["c"], cache.cs[:, 0], atol=1e-12)
@@ -186,7 +186,7 @@ def _random_cache(cell, B=3, I=4, H=5, T=6, seed=0):
     xs = rng.standard_normal((T, B, I))
     state0 = (rng.standard_normal((B, H)), rng.standard_normal((B, H))) if cell is lstm \
         else rng.standard_normal((B, H))
-    _, _, cache = cell.forward(params, xs, state0, impl="plain")
+    _, _, cache = cell.forward(params, xs, state0)
     return params, cache, rng
 
 
@@ -220,7 +220,7 @@ def test_flow_at_full_distance_equals_the_sequence_backward(cell):
                 dT = (probe, zero) if which == "h" else (zero, probe)
             else:
                 dT = probe
-            _, d0, _ = cell.backward(params, np.zeros((T, B, H)), dT, cache, impl="plain")
+            _, d0, _ = cell.backward(params, np.zeros((T, B, H)), dT, cache)
             part = d0 if cell is not lstm else d0[0 if which == "h" else 1]
             total += (part ** 2).sum()
         assert flow[which][-1] == pytest.approx(np.sqrt(total / (B * H)), rel=1e-10)

@@ -20,13 +20,11 @@ tanh-free matrix products), so the comparison is exact to rounding. A separate
 test builds a pre-activation 3e-6 from the kink to show that the naive difference
 fails there and the skip is what makes the check pass.
 """
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from scratchrnn import kernels
+from scratchrnn import engines
 from scratchrnn.backend import host_rng
 from scratchrnn.cells import CELLS
 from scratchrnn.gradcheck import (Row, check_function, check_layer, format_table,
@@ -34,7 +32,7 @@ from scratchrnn.gradcheck import (Row, check_function, check_layer, format_table
 from scratchrnn.layers import LAYERS, RNN
 
 TOL = 1e-6
-IMPLS = ("plain", "fast")       # the cells' reference code and scratchrnn.kernels
+ENGINES = ("textbook", "reference", "auto")    # the cells' two levels, the fast engine
 VARIANTS = {"rnn-tanh": ("rnn", {"nonlinearity": "tanh"}),
             "rnn-relu": ("rnn", {"nonlinearity": "relu"}),
             "gru": ("gru", {}), "lstm": ("lstm", {})}
@@ -42,13 +40,13 @@ VARIANTS = {"rnn-tanh": ("rnn", {"nonlinearity": "tanh"}),
 shapes = dict(T=st.integers(1, 7), B=st.integers(1, 4), I=st.integers(1, 6), H=st.integers(1, 6))
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @given(L=st.integers(1, 3), seed=st.integers(0, 2**32 - 1), scale=st.floats(0.5, 2.5),
        batch_first=st.booleans(), **shapes)
-def test_every_gradient_matches_finite_differences(backend, use_impl, impl, variant, T, B, I, H,
-                                                   L, seed, scale, batch_first):
-    with use_impl(impl):
+def test_every_gradient_matches_finite_differences(backend, use_engine, engine, variant, T, B, I,
+                                                   H, L, seed, scale, batch_first):
+    with use_engine(engine):
         _check_every_gradient(backend, variant, T, B, I, H, L, seed, scale, batch_first)
 
 
@@ -94,7 +92,8 @@ def test_relu_kink_is_detected_and_skipped():
     assert rel_error(np.ones(1), naive) > 0.1        # analytic slope is 1 on the active side
 
 
-def test_a_wrong_backward_is_caught(backend, monkeypatch, use_impl):
+@pytest.mark.parametrize("engine", ["textbook", "reference"])
+def test_a_wrong_backward_is_caught(backend, monkeypatch, use_engine, engine):
     """The check is not vacuous: a small mistake in the GRU gate derivative fails it."""
     from scratchrnn.cells import gru
     original = gru.gates_backward
@@ -103,7 +102,7 @@ def test_a_wrong_backward_is_caught(backend, monkeypatch, use_impl):
         dax, dah, dh_prev = original(dh, gates, hn, h_prev)
         return dax, dah, dh_prev * 1.001        # a 0.1% error on the z * h path
     monkeypatch.setattr(gru, "gates_backward", wrong)
-    with use_impl("plain"):                     # the path that calls gates_backward
+    with use_engine(engine):                    # both levels of the book call gates_backward
         one_step = LAYERS["gru"](3, 4, backend=backend, dtype="float64", seed=1)
         rows = {r.name: r for r in check_layer(one_step, T=1, B=2, seed=1)}
         # with one step the z * h path leads only to h0: exactly that row fails
@@ -114,26 +113,23 @@ def test_a_wrong_backward_is_caught(backend, monkeypatch, use_impl):
         assert not rows["h0"].passed and not rows["l0.W_h"].passed and not rows["x"].passed
 
 
-def test_a_wrong_fast_path_is_caught(backend, monkeypatch, use_impl):
-    """The layer check runs whatever path the cells dispatch to: spoil the fast LSTM's dW_h."""
-    real = kernels.fast_path
+def test_a_wrong_fast_engine_is_caught(backend, monkeypatch):
+    """The layer check runs whatever engine the layer chose: spoil the fast LSTM's dW_h."""
+    real = engines.resolve
 
-    def spoiled(cell, xs, impl=None):
-        fast = real(cell, xs, impl)
-        if fast is None or cell != "lstm":
-            return fast
+    def spoiled(name, cell, backend):
+        engine = real(name, cell, backend)
 
         def backward(*args, **kwargs):
-            dxs, dstate0, grads = fast.backward(*args, **kwargs)
+            dxs, dstate0, grads = engine.backward(*args, **kwargs)
             return dxs, dstate0, {**grads, "W_h": grads["W_h"] * 1.001}
-        return SimpleNamespace(forward=fast.forward, backward=backward)
+        return engine._replace(backward=backward)
 
-    monkeypatch.setattr(kernels, "fast_path", spoiled)
-    with use_impl("fast"):
-        if real("lstm", backend.xp.zeros(1), "fast") is None:
-            pytest.skip(f"no fast LSTM path on {backend.name}")
-        layer = LAYERS["lstm"](2, 3, num_layers=2, backend=backend, dtype="float64", seed=2)
-        rows = {r.name: r for r in check_layer(layer, T=3, B=2, seed=2)}
+    monkeypatch.setattr(engines, "resolve", spoiled)
+    layer = LAYERS["lstm"](2, 3, num_layers=2, backend=backend, dtype="float64", seed=2,
+                           engine="fast")
+    assert layer.engine.startswith("fast")
+    rows = {r.name: r for r in check_layer(layer, T=3, B=2, seed=2)}
     assert sorted(n for n, r in rows.items() if not r.passed) == ["l0.W_h", "l1.W_h"]
 
 
@@ -163,10 +159,12 @@ def _parts(state):
     return state if isinstance(state, tuple) else (state,)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("level", [1, 2])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @given(seed=st.integers(0, 2**32 - 1), **shapes)
-def test_step_functions_agree_with_the_sequence(backend, impl, variant, T, B, I, H, seed):
+def test_step_functions_agree_with_the_sequence(backend, level, variant, T, B, I, H, seed):
+    """Level 1 (the scans of the step functions) and level 2 (the GEMMs hoisted) both equal
+    a hand-written loop over ``step_forward`` / ``step_backward``, to 1e-12."""
     kind, options = VARIANTS[variant]
     cell = CELLS[kind]
     rng = np.random.default_rng(seed)
@@ -176,8 +174,10 @@ def test_step_functions_agree_with_the_sequence(backend, impl, variant, T, B, I,
     state0 = _random_state(rng, backend, kind, B, H)
     dstateT = _random_state(rng, backend, kind, B, H)
 
-    ys, stateT, cache = cell.forward(params, xs, state0, impl=impl, **options)
-    dxs, dstate0, grads = cell.backward(params, dys, dstateT, cache, impl=impl, **options)
+    forward, backward = ((cell.forward, cell.backward) if level == 1
+                         else (cell.forward_hoisted, cell.backward_hoisted))
+    ys, stateT, cache = forward(params, xs, state0, **options)
+    dxs, dstate0, grads = backward(params, dys, dstateT, cache, **options)
 
     state, step_ys, step_caches = state0, [], []
     for t in range(T):

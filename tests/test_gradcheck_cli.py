@@ -3,11 +3,9 @@ import argparse
 import shutil
 import subprocess
 import sys
-from types import SimpleNamespace
-
 import pytest
 
-from scratchrnn import kernels, ops
+from scratchrnn import engines, ops
 from scratchrnn.backend import cupy_unavailable_reason
 from scratchrnn.cells import lstm
 from scratchrnn.commands import gradcheck
@@ -29,7 +27,7 @@ def test_defaults():
     args = parse()
     assert args.func is gradcheck.run
     assert args.cells == ("rnn-tanh", "rnn-relu", "gru", "lstm")
-    assert args.layers == (1, 2, 3) and args.impl == ("plain", "fast")
+    assert args.layers == (1, 2, 3) and args.engine == ("textbook", "reference", "fast")
     assert args.backend is None and args.tol == 1e-6 and args.seed == 0
     assert parse("--cells", "lstm,rnn-relu,lstm").cells == ("lstm", "rnn-relu")
 
@@ -39,9 +37,12 @@ def test_every_cell_passes_and_the_table_is_printed(capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0].split()
-    assert header[:4] == ["cell", "impl", "layers", "T,B,I,H"] and "parameter" in header
+    assert header[:4] == ["cell", "engine", "layers", "T,B,I,H"] and "parameter" in header
     for cell in ("rnn-tanh", "rnn-relu", "gru", "lstm"):
         assert f"\n{cell} " in out
+    checked = {(line.split()[0], line.split()[1]) for line in out.splitlines()[2:-1]}
+    assert checked == {(c, e) for c in ("rnn-tanh", "rnn-relu", "gru", "lstm")
+                       for e in ("textbook", "reference", "fast")}
     for name in ("l2.W_h", "l0.b_x", " x ", " h0 ", " c0 "):
         assert name in out
     assert "FAIL" not in out
@@ -49,7 +50,7 @@ def test_every_cell_passes_and_the_table_is_printed(capsys):
 
 
 def test_options_narrow_the_run(capsys):
-    assert gradcheck.run(parse("--cells", "gru", "--layers", "2", "--impl", "fast",
+    assert gradcheck.run(parse("--cells", "gru", "--layers", "2", "--engine", "fast",
                                "--seed", "3")) == 0
     lines = capsys.readouterr().out.splitlines()
     body = lines[2:-1]
@@ -58,9 +59,10 @@ def test_options_narrow_the_run(capsys):
 
 
 def test_a_broken_tanh_derivative_fails(monkeypatch, capsys):
-    # GRU and LSTM take tanh's derivative from ops; the plain path is the one that calls it
+    # GRU and LSTM take tanh's derivative from ops; the book's two levels call it
     monkeypatch.setattr(ops, "tanh_backward", lambda dt, t: dt * (1.0 - t * t) * 1.01)
-    assert gradcheck.run(parse("--cells", "gru,lstm", "--layers", "1", "--impl", "plain")) == 1
+    assert gradcheck.run(parse("--cells", "gru,lstm", "--layers", "1",
+                               "--engine", "textbook,reference")) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "FAILED" in out.splitlines()[-1]
 
@@ -74,32 +76,32 @@ def test_a_broken_lstm_gate_derivative_fails(monkeypatch, capsys):
         da[:, H:2 * H] *= 0.99                          # the forget gate, slightly off
         return da, dc_prev
     monkeypatch.setattr(lstm, "gates_backward", wrong)
-    assert gradcheck.run(parse("--cells", "lstm,gru", "--impl", "plain")) == 1
+    assert gradcheck.run(parse("--cells", "lstm,gru", "--engine", "reference")) == 1
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:-1]]
     assert any(r[0] == "lstm" and r[6] == "FAIL" for r in rows)
     assert all(r[6] == "pass" for r in rows if r[0] == "gru")   # only LSTM is broken
 
 
-def test_a_broken_fast_path_fails(monkeypatch, capsys):
-    real = kernels.fast_path
+def test_a_broken_fast_engine_fails(monkeypatch, capsys):
+    real = engines.resolve
 
-    def spoiled(cell, xs, impl=None):
-        fast = real(cell, xs, impl)
-        if fast is None:
-            return None
+    def spoiled(name, cell, backend):
+        engine = real(name, cell, backend)
+        if not engine.name.startswith("fast"):
+            return engine
 
         def backward(*args, **kwargs):
-            dxs, dstate0, grads = fast.backward(*args, **kwargs)
+            dxs, dstate0, grads = engine.backward(*args, **kwargs)
             return dxs * 1.001, dstate0, grads
-        return SimpleNamespace(forward=fast.forward, backward=backward)
+        return engine._replace(backward=backward)
 
-    monkeypatch.setattr(kernels, "fast_path", spoiled)
-    assert gradcheck.run(parse("--cells", "rnn", "--layers", "2", "--impl", "plain,fast")) == 1
+    monkeypatch.setattr(engines, "resolve", spoiled)
+    assert gradcheck.run(parse("--cells", "rnn", "--layers", "2",
+                               "--engine", "textbook,reference,fast")) == 1
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:-1]]
     failed = {(r[1], r[4]) for r in rows if r[6] == "FAIL"}
     assert ("fast", "x") in failed and ("fast", "l0.W_x") in failed
-    assert not any(impl == "plain" for impl, _ in failed)
-    assert kernels.get_default() == "fast"           # the command restored the default
+    assert {engine for engine, _ in failed} == {"fast"}
 
 
 def test_bad_options_are_usage_errors():
@@ -108,7 +110,7 @@ def test_bad_options_are_usage_errors():
     with pytest.raises(SystemExit):
         parse("--layers", "0")
     with pytest.raises(SystemExit):
-        parse("--impl", "turbo")
+        parse("--engine", "turbo")
 
 
 def test_run_in_a_fresh_interpreter():

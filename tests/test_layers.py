@@ -10,7 +10,7 @@ from scratchrnn.layers import GRU, LAYERS, LSTM, RNN
 VARIANTS = {"rnn-tanh": ("rnn", {"nonlinearity": "tanh"}),
             "rnn-relu": ("rnn", {"nonlinearity": "relu"}),
             "gru": ("gru", {}), "lstm": ("lstm", {})}
-IMPLS = ("plain", "fast")
+ENGINES = ("textbook", "reference", "auto")
 
 
 def make(variant, backend, I=3, H=4, L=2, **kwargs):
@@ -42,16 +42,16 @@ def _close(a, b, tol=1e-12):
 
 
 # ----------------------------------------------------- chunks: T = T1 + (T - T1)
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @given(T=st.integers(2, 8), B=st.integers(1, 3), L=st.integers(1, 3), seed=st.integers(0, 2**32 - 1),
        data=st.data())
-def test_running_in_two_chunks_equals_running_at_once(backend, use_impl, impl, variant, T, B, L,
+def test_running_in_two_chunks_equals_running_at_once(backend, use_engine, engine, variant, T, B, L,
                                                       seed, data):
     """Forward: feed the first chunk's final state to the second. Backward: the second
     chunk's dL/d(initial state) is the first chunk's dL/d(final state); grads add up."""
     T1 = data.draw(st.integers(1, T - 1), label="T1")
-    with use_impl(impl):
+    with use_engine(engine):
         layer = make(variant, backend, L=L, seed=seed)
         rng = np.random.default_rng(seed)
         be = layer.backend
@@ -125,13 +125,13 @@ def test_dropout_only_in_training_mode(backend, variant):
                                   _host(plain, make(variant, backend, L=1, seed=2).forward(x)[0]))
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_dropout_mask_is_reused_by_backward(backend, use_impl, impl, variant):
+def test_dropout_mask_is_reused_by_backward(backend, use_engine, engine, variant):
     """Gradient check in training mode: check_layer re-seeds the dropout generator before
     every forward pass, so the finite differences see the very mask that the analytic
     forward drew; backward must have used that mask too, or the check fails."""
-    with use_impl(impl):
+    with use_engine(engine):
         layer = make(variant, backend, I=2, H=3, L=3, seed=4, dropout=0.4)
         rows = check_layer(layer, T=3, B=2, seed=4)
     assert all(r.passed for r in rows), "\n" + format_table(rows)

@@ -26,7 +26,7 @@ VARIANTS = {"rnn-tanh": (nn.RNN, {"nonlinearity": "tanh"}),
             "gru": (nn.GRU, {}), "lstm": (nn.LSTM, {})}
 TORCH_DTYPE = {"float32": torch.float32, "float64": torch.float64}
 TOL = {"float64": 1e-10, "float32": 1e-5}
-IMPLS = ("plain", "fast")
+ENGINES = ("textbook", "reference", "auto")
 
 
 def _seed(*parts):
@@ -38,19 +38,19 @@ def _module(variant, I, H, L, batch_first=False, dtype="float64", **kwargs):
     return cls(I, H, num_layers=L, batch_first=batch_first, **options, **kwargs).to(TORCH_DTYPE[dtype])
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("batch_first", [False, True], ids=["time_major", "batch_first"])
 @pytest.mark.parametrize("L", [1, 2, 3])
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_matches_torch_autograd(backend, use_impl, impl, variant, L, batch_first, dtype):
+def test_matches_torch_autograd(backend, use_engine, engine, variant, L, batch_first, dtype):
     seed = _seed(variant, L, batch_first, dtype)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     T, B, I, H = (int(v) for v in rng.integers((1, 1, 1, 1), (7, 5, 6, 7)))
     module = _module(variant, I, H, L, batch_first, dtype)
     lstm = isinstance(module, nn.LSTM)
-    with use_impl(impl):
+    with use_engine(engine):
         layer = from_torch(module, backend=backend)
     assert layer.dtype == np.dtype(dtype) and layer.batch_first == batch_first
 
@@ -73,7 +73,7 @@ def test_matches_torch_autograd(backend, use_impl, impl, variant, L, batch_first
 
     # scratchrnn: hand-written BPTT
     be = layer.backend
-    with use_impl(impl):
+    with use_engine(engine):
         y, sT = layer.forward(be.asarray(x), pack([be.asarray(s) for s in states0]))
         dx, ds0 = layer.backward(be.asarray(dy), pack([be.asarray(d) for d in dstatesT]))
     sT, ds0 = (list(sT), list(ds0)) if lstm else ([sT], [ds0])

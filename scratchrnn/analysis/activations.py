@@ -9,7 +9,7 @@
 The pass is the model's own hand-written forward, run with batch 1 over windows of
 ``chunk`` steps with the state carried from one window to the next, so the result is the
 same as one forward over the whole text (tested) while no window's cache grows with N.
-After each window the per-layer caches the cells keep for backward (``model.rnn._caches``:
+After each window the per-layer caches the cells keep for backward (``model.rnn.caches``:
 ``hs``, ``cs``, ``gates`` ...) are copied out to host arrays; the next window overwrites
 them.
 
@@ -106,7 +106,7 @@ def collect(model, ids, chunk=256, state=None, gates=True):
             stop = min(start + chunk, N)
             window = backend.asarray(ids[start:stop].reshape(-1, 1))
             logits, state = model.forward(window, state)                  # (T, 1, V)
-            for k, cache in enumerate(model.rnn._caches):
+            for k, cache in enumerate(model.rnn.caches):
                 _copy_cache(cell, cache, layers[k], start, stop, H, backend)
             logp = backend.asnumpy(ops.log_softmax(logits[:, 0, :]))      # (T, V)
             # position s of this window predicts ids[start + s + 1]

@@ -60,7 +60,7 @@ def state_step_backward(cell, params, dstate, step, nonlinearity="tanh"):
     if cell is gru:
         dax, dah, dh_prev = gru.gates_backward(dstate, step.gates, step.hn, step.h_prev)
         return dh_prev + dah @ W_hT                                # z path + undo h_prev W_h
-    _, act_backward = rnn._activation(nonlinearity)
+    _, act_backward = rnn.activation(nonlinearity)
     return act_backward(dstate, step.h) @ W_hT                     # undo h = act(a), h_prev W_h
 
 
@@ -69,7 +69,7 @@ def flow_from_cache(cell, params, cache, step_options=None, max_distance=None):
 
     cell:   the cell module (``cells.rnn``, ``cells.gru`` or ``cells.lstm``).
     params: that layer's {"W_x", "W_h", "b_x", "b_h"}.
-    cache:  the layer's ``Cache`` over T steps and B sequences (``layer._caches[k]``).
+    cache:  the layer's ``Cache`` over T steps and B sequences (``layer.caches[k]``).
     step_options: e.g. {"nonlinearity": "relu"} for an RNN.
     max_distance: stop after this many steps back (default T).
     Returns {"h": (D+1,) float64} -- and "c" for LSTM -- the RMS singular value of
@@ -114,8 +114,8 @@ def layer_flow(layer, xs, state=None, max_distance=None):
         layer.forward(xs, state)
     finally:
         layer.train(was_training)
-    return [flow_from_cache(layer.cell, layer.layer_params(k), layer._caches[k],
-                            layer._step_options, max_distance) for k in range(layer.num_layers)]
+    return [flow_from_cache(layer.cell, layer.layer_params(k), layer.caches[k],
+                            layer.cell_options, max_distance) for k in range(layer.num_layers)]
 
 
 def model_flow(model, windows, warmup=0, max_distance=None):

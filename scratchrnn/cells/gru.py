@@ -1,9 +1,16 @@
-"""Gated recurrent unit, PyTorch's "reset-after" form and gate order (r, z, n).
+"""Gated recurrent unit, PyTorch's "reset-after" form and gate order (r, z, n)
+(docs/derivations.md §4 "GRU"):
 
     a_x = x W_x + b_x      a_h = h W_h + b_h        each (B, 3H) = [r | z | n] blocks
     r = σ(a_x,r + a_h,r)   z = σ(a_x,z + a_h,z)
     n = tanh(a_x,n + r ⊙ a_h,n)                     (the reset gate scales h W_hn + b_hn)
     h' = (1 - z) ⊙ n + z ⊙ h
+
+Two levels, tested equal:
+    level 1, the textbook: ``forward`` scans ``step_forward`` over time; ``backward``
+        scans ``step_backward`` in reverse and adds up the weight gradients step by step.
+    level 2, the same math rearranged (docs/derivations.md §7 "Level 2: the GEMMs
+        hoisted out of the loop"): ``forward_hoisted`` / ``backward_hoisted``.
 
 Because r multiplies only the hidden part of n, the input and hidden
 pre-activations get different gradients: the backward collects two buffers,
@@ -16,10 +23,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .. import kernels, ops
+from .. import ops
 from ..scan import scan
-from ._fused import fused_backward_gemms, init_fused_params, input_projection, previous_states
+from .common import (init_fused_params, input_projection, previous_states, step_weight_gradients,
+                     weight_gradients)
 
+NAME = "gru"
 GATES = 3
 HAS_CELL_STATE = False
 
@@ -102,21 +111,48 @@ def step_backward(params, dh, dh_next, cache):
     Returns dx (B, I), dh_prev (B, H), grads of this step.
     """
     dax, dah, dh_prev = gates_backward(dh + dh_next, cache.gates, cache.hn, cache.h_prev)
-    grads = {"W_x": cache.x.T @ dax, "W_h": cache.h_prev.T @ dah,   # undo x W_x, h W_h
-             "b_x": dax.sum(axis=0), "b_h": dah.sum(axis=0)}        # undo the biases
-    return dax @ params["W_x"].T, dh_prev + dah @ params["W_h"].T, grads
+    grads = step_weight_gradients(cache.x, cache.h_prev, dax, dah)   # undo x W_x, h W_h, biases
+    return dax @ params["W_x"].T, dh_prev + dah @ params["W_h"].T, grads   # undo x W_x, h W_h
 
 
-# --------------------------------------------------------------- whole sequence
-def forward(params, xs, h0, impl=None):
-    """Run the sequence. xs: (T, B, I).  h0: (B, H).  Returns ys (T, B, H), h_T, Cache.
+# ------------------------------------------------- level 1: the textbook scans
+def forward(params, xs, h0):
+    """Run the sequence, one ``step_forward`` per step.
 
-    impl: "plain" (this code), "fast" (``scratchrnn.kernels``, tested equal), or None
-    for ``kernels.get_default()``.
+    xs: (T, B, I).  h0: (B, H).  Returns ys (T, B, H), h_T (B, H), Cache.
     """
-    fast = kernels.fast_path("gru", xs, impl)
-    if fast is not None:
-        return fast.forward(params, xs, h0)
+    def step(h, x):
+        h, _, c = step_forward(params, x, h)
+        return h, (h, c.gates, c.hn)
+
+    hT, (hs, gates, hns) = scan(step, h0, xs)
+    return hs, hT, Cache(xs, h0, hs, gates, hns)
+
+
+def backward(params, dys, dhT, cache):
+    """Backpropagation through time, one ``step_backward`` per step, last step first.
+
+    dys: (T, B, H) dL/d outputs.  dhT: (B, H) at the final state.  cache: from a forward.
+    Returns dxs (T, B, I), dh0 (B, H), grads {"W_x", "W_h", "b_x", "b_h"} summed over steps.
+    """
+    def step(carry, inputs):
+        dh_next, total = carry
+        dy, *step_cache = inputs
+        dx, dh_prev, grads = step_backward(params, dy, dh_next, StepCache(*step_cache))
+        return (dh_prev, {k: total[k] + grads[k] for k in total}), dx   # add this step's grads
+
+    zeros = {k: ops.xp_of(v).zeros_like(v) for k, v in params.items()}
+    inputs = (dys, cache.xs, previous_states(cache.h0, cache.hs), cache.gates, cache.hns)
+    (dh0, grads), dxs = scan(step, (dhT, zeros), inputs, reverse=True)
+    return dxs, dh0, grads
+
+
+# ------------------------------------------- level 2: the GEMMs out of the loop
+def forward_hoisted(params, xs, h0):
+    """``forward`` with the input GEMM of all T steps done once before the loop.
+
+    xs: (T, B, I).  h0: (B, H).  Returns ys (T, B, H), h_T (B, H), Cache.
+    """
     W_h, b_h = params["W_h"], params["b_h"]
     ax = input_projection(xs, params["W_x"], params["b_x"])        # one GEMM, all T
 
@@ -128,15 +164,11 @@ def forward(params, xs, h0, impl=None):
     return hs, hT, Cache(xs, h0, hs, gates, hns)
 
 
-def backward(params, dys, dhT, cache, impl=None):
-    """Backpropagation through time. dys: (T, B, H).  dhT: (B, H) at the final state.
+def backward_hoisted(params, dys, dhT, cache):
+    """``backward`` with the weight and input gradients as one GEMM each after the loop.
 
-    Returns dxs (T, B, I), dh0 (B, H), grads {"W_x", "W_h", "b_x", "b_h"}.
-    impl: as in ``forward``.
+    dys: (T, B, H).  dhT: (B, H).  Returns dxs (T, B, I), dh0 (B, H), grads.
     """
-    fast = kernels.fast_path("gru", dys, impl)
-    if fast is not None:
-        return fast.backward(params, dys, dhT, cache)
     W_hT = params["W_h"].T
     h_prevs = previous_states(cache.h0, cache.hs)
 
@@ -146,5 +178,5 @@ def backward(params, dys, dhT, cache, impl=None):
         return dh_prev + dah @ W_hT, (dax, dah)       # undo h_prev W_h (per step)
 
     dh0, (daxs, dahs) = scan(step, dhT, (dys, cache.gates, cache.hns, h_prevs), reverse=True)
-    dxs, grads = fused_backward_gemms(params, cache.xs, h_prevs, daxs, dahs)
+    dxs, grads = weight_gradients(cache.xs, h_prevs, daxs, dahs, params["W_x"])  # undo x W_x, h W_h
     return dxs, dh0, grads

@@ -1,9 +1,16 @@
-"""Long short-term memory, PyTorch's equations and gate order (i, f, g, o).
+"""Long short-term memory, PyTorch's equations and gate order (i, f, g, o)
+(docs/derivations.md §3 "LSTM"):
 
     a = x W_x + b_x + h W_h + b_h            (B, 4H), split into four (B, H) blocks
     i = σ(a_i)   f = σ(a_f)   g = tanh(a_g)   o = σ(a_o)
     c' = f ⊙ c + i ⊙ g
     h' = o ⊙ tanh(c')
+
+Two levels, tested equal:
+    level 1, the textbook: ``forward`` scans ``step_forward`` over time; ``backward``
+        scans ``step_backward`` in reverse and adds up the weight gradients step by step.
+    level 2, the same math rearranged (docs/derivations.md §7 "Level 2: the GEMMs
+        hoisted out of the loop"): ``forward_hoisted`` / ``backward_hoisted``.
 
 Backward takes every derivative from cached *outputs* (σ' = s(1-s), tanh' = 1-t²),
 so no pre-activation is recomputed.
@@ -16,10 +23,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .. import kernels, ops
+from .. import ops
 from ..scan import scan
-from ._fused import fused_backward_gemms, init_fused_params, input_projection, previous_states
+from .common import (init_fused_params, input_projection, previous_states, step_weight_gradients,
+                     weight_gradients)
 
+NAME = "lstm"
 GATES = 4
 HAS_CELL_STATE = True
 
@@ -122,46 +131,68 @@ def step_backward(params, dh, dstate, cache):
     """
     dh_next, dc_next = dstate
     da, dc_prev = gates_backward(dh + dh_next, dc_next, cache.gates, cache.c_prev, cache.tanh_c)
-    grads = {"W_x": cache.x.T @ da, "W_h": cache.h_prev.T @ da,     # undo x W_x, h W_h
-             "b_x": da.sum(axis=0), "b_h": da.sum(axis=0)}          # undo the biases
-    return da @ params["W_x"].T, (da @ params["W_h"].T, dc_prev), grads
+    grads = step_weight_gradients(cache.x, cache.h_prev, da)     # undo x W_x, h W_h, the biases
+    return da @ params["W_x"].T, (da @ params["W_h"].T, dc_prev), grads   # undo x W_x, h_prev W_h
 
 
-# --------------------------------------------------------------- whole sequence
-def forward(params, xs, state0, impl=None):
-    """Run the sequence. xs: (T, B, I).  state0: (h0, c0), each (B, H).
+# ------------------------------------------------- level 1: the textbook scans
+def forward(params, xs, state0):
+    """Run the sequence, one ``step_forward`` per step.
 
-    Returns ys (T, B, H), (h_T, c_T), Cache.
-
-    impl: "plain" (this code), "fast" (``scratchrnn.kernels``, tested equal), or None
-    for ``kernels.get_default()``.
+    xs: (T, B, I).  state0: (h0, c0), each (B, H).  Returns ys (T, B, H), (h_T, c_T), Cache.
     """
-    fast = kernels.fast_path("lstm", xs, impl)
-    if fast is not None:
-        return fast.forward(params, xs, state0)
+    def step(state, x):
+        _, state, c = step_forward(params, x, state)
+        return state, (c.gates, c.tanh_c) + state    # what backward needs: gates, tanh c, h, c
+
+    (hT, cT), (gates, tanh_cs, hs, cs) = scan(step, tuple(state0), xs)
+    return hs, (hT, cT), Cache(xs, state0[0], state0[1], hs, cs, gates, tanh_cs)
+
+
+def backward(params, dys, dstateT, cache):
+    """Backpropagation through time, one ``step_backward`` per step, last step first.
+
+    dys: (T, B, H) dL/d outputs.  dstateT: (dh_T, dc_T), each (B, H).  cache: from a forward.
+    Returns dxs (T, B, I), (dh0, dc0), grads {"W_x", "W_h", "b_x", "b_h"} summed over steps.
+    """
+    def step(carry, inputs):
+        dstate, total = carry
+        dy, *step_cache = inputs
+        dx, dstate, grads = step_backward(params, dy, dstate, StepCache(*step_cache))
+        return (dstate, {k: total[k] + grads[k] for k in total}), dx   # add this step's grads
+
+    zeros = {k: ops.xp_of(v).zeros_like(v) for k, v in params.items()}
+    inputs = (dys, cache.xs, previous_states(cache.h0, cache.hs),
+              previous_states(cache.c0, cache.cs), cache.gates, cache.tanh_cs)
+    (dstate0, grads), dxs = scan(step, (tuple(dstateT), zeros), inputs, reverse=True)
+    return dxs, dstate0, grads
+
+
+# ------------------------------------------- level 2: the GEMMs out of the loop
+def forward_hoisted(params, xs, state0):
+    """``forward`` with the input GEMM of all T steps done once before the loop.
+
+    xs: (T, B, I).  state0: (h0, c0), each (B, H).  Returns ys (T, B, H), (h_T, c_T), Cache.
+    """
     h0, c0 = state0
     W_h = params["W_h"]
     ax = input_projection(xs, params["W_x"], params["b_x"] + params["b_h"])  # one GEMM, all T
 
     def step(carry, ax_t):
         h, c = carry
-        h, c, gates, tanh_c = gates_forward(ax_t + h @ W_h, c)
+        h, c, gates, tanh_c = gates_forward(ax_t + h @ W_h, c)           # a = a_x + h W_h
         return (h, c), (h, c, gates, tanh_c)
 
     (hT, cT), (hs, cs, gates, tanh_cs) = scan(step, (h0, c0), ax)
     return hs, (hT, cT), Cache(xs, h0, c0, hs, cs, gates, tanh_cs)
 
 
-def backward(params, dys, dstateT, cache, impl=None):
-    """Backpropagation through time. dys: (T, B, H) dL/d outputs.
+def backward_hoisted(params, dys, dstateT, cache):
+    """``backward`` with the weight and input gradients as one GEMM each after the loop.
 
-    dstateT: (dh_T, dc_T), each (B, H), gradient arriving at the final state.
+    dys: (T, B, H).  dstateT: (dh_T, dc_T), each (B, H).
     Returns dxs (T, B, I), (dh0, dc0), grads {"W_x", "W_h", "b_x", "b_h"}.
-    impl: as in ``forward``.
     """
-    fast = kernels.fast_path("lstm", dys, impl)
-    if fast is not None:
-        return fast.backward(params, dys, dstateT, cache)
     W_hT = params["W_h"].T
     c_prevs = previous_states(cache.c0, cache.cs)
 
@@ -171,6 +202,8 @@ def backward(params, dys, dstateT, cache, impl=None):
         da, dc_prev = gates_backward(dy + dh_next, dc_next, gates, c_prev, tanh_c)
         return (da @ W_hT, dc_prev), da                     # undo h_prev W_h (per step)
 
-    (dh0, dc0), das = scan(step, dstateT, (dys, cache.gates, c_prevs, cache.tanh_cs), reverse=True)
-    dxs, grads = fused_backward_gemms(params, cache.xs, previous_states(cache.h0, cache.hs), das)
+    (dh0, dc0), das = scan(step, tuple(dstateT), (dys, cache.gates, c_prevs, cache.tanh_cs),
+                           reverse=True)
+    h_prevs = previous_states(cache.h0, cache.hs)
+    dxs, grads = weight_gradients(cache.xs, h_prevs, das, None, params["W_x"])  # undo x W_x, h W_h
     return dxs, (dh0, dc0), grads

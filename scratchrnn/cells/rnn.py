@@ -1,6 +1,12 @@
-"""The vanilla (Elman) RNN, PyTorch's equation:
+"""The vanilla (Elman) RNN, PyTorch's equation (docs/derivations.md §2 "The vanilla RNN"):
 
     h' = act(x W_x + b_x + h W_h + b_h)          act = tanh or relu
+
+Two levels, tested equal:
+    level 1, the textbook: ``forward`` scans ``step_forward`` over time; ``backward``
+        scans ``step_backward`` in reverse and adds up the weight gradients step by step.
+    level 2, the same math rearranged (docs/derivations.md §7 "Level 2: the GEMMs
+        hoisted out of the loop"): ``forward_hoisted`` / ``backward_hoisted``.
 
 ``identity_init=True`` sets W_h = I and the biases to 0 (the IRNN of Le, Jaitly &
 Hinton 2015, meant for relu).
@@ -12,10 +18,13 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .. import kernels, ops
+from .. import ops
+from ..errors import ConfigError
 from ..scan import scan
-from ._fused import fused_backward_gemms, init_fused_params, input_projection, previous_states
+from .common import (init_fused_params, input_projection, previous_states, step_weight_gradients,
+                     weight_gradients)
 
+NAME = "rnn"
 GATES = 1
 HAS_CELL_STATE = False
 
@@ -47,17 +56,18 @@ def cache_elements(T, B, I, H):
     return T * B * H + T * B * I
 
 
-def _activation(nonlinearity):
+def activation(nonlinearity):
+    """(act, act_backward) for "tanh" or "relu" (``ops.ACTIVATIONS``); ConfigError otherwise."""
     try:
         return ops.ACTIVATIONS[nonlinearity]
-    except KeyError:
-        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}.") from None
+    except (KeyError, TypeError):
+        raise ConfigError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}.") from None
 
 
 # ------------------------------------------------------------------- one step
 def step_forward(params, x, h_prev, nonlinearity="tanh"):
     """One time step. x: (B, I).  h_prev: (B, H).  Returns h' (B, H), h', StepCache."""
-    act, _ = _activation(nonlinearity)
+    act, _ = activation(nonlinearity)
     h = act(x @ params["W_x"] + params["b_x"] + h_prev @ params["W_h"] + params["b_h"])
     return h, h, StepCache(x, h_prev, h)
 
@@ -67,51 +77,77 @@ def step_backward(params, dh, dh_next, cache, nonlinearity="tanh"):
 
     Returns dx (B, I), dh_prev (B, H), grads of this step.
     """
-    _, act_backward = _activation(nonlinearity)
-    da = act_backward(dh + dh_next, cache.h)                        # undo h = act(a)
-    grads = {"W_x": cache.x.T @ da, "W_h": cache.h_prev.T @ da,     # undo x W_x, h W_h
-             "b_x": da.sum(axis=0), "b_h": da.sum(axis=0)}          # undo the biases
-    return da @ params["W_x"].T, da @ params["W_h"].T, grads
+    _, act_backward = activation(nonlinearity)
+    da = act_backward(dh + dh_next, cache.h)                    # undo h = act(a)
+    grads = step_weight_gradients(cache.x, cache.h_prev, da)     # undo x W_x, h W_h, the biases
+    return da @ params["W_x"].T, da @ params["W_h"].T, grads     # undo x W_x, h_prev W_h
 
 
-# --------------------------------------------------------------- whole sequence
-def forward(params, xs, h0, nonlinearity="tanh", impl=None):
-    """Run the sequence. xs: (T, B, I).  h0: (B, H).  Returns ys (T, B, H), h_T, Cache.
+# ------------------------------------------------- level 1: the textbook scans
+def forward(params, xs, h0, nonlinearity="tanh"):
+    """Run the sequence, one ``step_forward`` per step.
 
-    impl: "plain" (this code), "fast" (``scratchrnn.kernels``, tested equal), or None
-    for ``kernels.get_default()``."""
-    fast = kernels.fast_path("rnn", xs, impl)
-    if fast is not None:
-        return fast.forward(params, xs, h0, nonlinearity)
-    act, _ = _activation(nonlinearity)
+    xs: (T, B, I).  h0: (B, H).  Returns ys (T, B, H), h_T (B, H), Cache.
+    """
+    def step(h, x):
+        h, _, _ = step_forward(params, x, h, nonlinearity)
+        return h, h
+
+    hT, hs = scan(step, h0, xs)
+    return hs, hT, Cache(xs, h0, hs)
+
+
+def backward(params, dys, dhT, cache, nonlinearity="tanh"):
+    """Backpropagation through time, one ``step_backward`` per step, last step first.
+
+    dys: (T, B, H) dL/d outputs.  dhT: (B, H) at the final state.  cache: from a forward.
+    Returns dxs (T, B, I), dh0 (B, H), grads {"W_x", "W_h", "b_x", "b_h"} summed over steps.
+    """
+    def step(carry, inputs):
+        dh_next, total = carry
+        dy, x, h_prev, h = inputs
+        dx, dh_prev, grads = step_backward(params, dy, dh_next, StepCache(x, h_prev, h),
+                                           nonlinearity)
+        return (dh_prev, {k: total[k] + grads[k] for k in total}), dx   # add this step's grads
+
+    zeros = {k: ops.xp_of(v).zeros_like(v) for k, v in params.items()}
+    h_prevs = previous_states(cache.h0, cache.hs)
+    (dh0, grads), dxs = scan(step, (dhT, zeros), (dys, cache.xs, h_prevs, cache.hs), reverse=True)
+    return dxs, dh0, grads
+
+
+# ------------------------------------------- level 2: the GEMMs out of the loop
+def forward_hoisted(params, xs, h0, nonlinearity="tanh"):
+    """``forward`` with the input GEMM of all T steps done once before the loop.
+
+    xs: (T, B, I).  h0: (B, H).  Returns ys (T, B, H), h_T (B, H), Cache.
+    """
+    act, _ = activation(nonlinearity)
     W_h = params["W_h"]
     ax = input_projection(xs, params["W_x"], params["b_x"] + params["b_h"])  # one GEMM, all T
 
     def step(h, ax_t):
-        h = act(ax_t + h @ W_h)
+        h = act(ax_t + h @ W_h)                     # h' = act(a_x + h W_h)
         return h, h
 
     hT, hs = scan(step, h0, ax)
     return hs, hT, Cache(xs, h0, hs)
 
 
-def backward(params, dys, dhT, cache, nonlinearity="tanh", impl=None):
-    """Backpropagation through time. dys: (T, B, H).  dhT: (B, H) at the final state.
+def backward_hoisted(params, dys, dhT, cache, nonlinearity="tanh"):
+    """``backward`` with the weight and input gradients as one GEMM each after the loop.
 
-    Returns dxs (T, B, I), dh0 (B, H), grads {"W_x", "W_h", "b_x", "b_h"}.
-    impl: as in ``forward``.
+    dys: (T, B, H).  dhT: (B, H).  Returns dxs (T, B, I), dh0 (B, H), grads.
     """
-    fast = kernels.fast_path("rnn", dys, impl)
-    if fast is not None:
-        return fast.backward(params, dys, dhT, cache, nonlinearity)
-    _, act_backward = _activation(nonlinearity)
+    _, act_backward = activation(nonlinearity)
     W_hT = params["W_h"].T
 
     def step(dh_next, inputs):
         dy, h = inputs
         da = act_backward(dy + dh_next, h)          # undo h = act(a)
-        return da @ W_hT, da                        # undo h_prev W_h (per step)
+        return da @ W_hT, da                        # undo h_prev W_h (the only per-step GEMM)
 
     dh0, das = scan(step, dhT, (dys, cache.hs), reverse=True)
-    dxs, grads = fused_backward_gemms(params, cache.xs, previous_states(cache.h0, cache.hs), das)
+    h_prevs = previous_states(cache.h0, cache.hs)
+    dxs, grads = weight_gradients(cache.xs, h_prevs, das, None, params["W_x"])  # undo x W_x, h W_h
     return dxs, dh0, grads

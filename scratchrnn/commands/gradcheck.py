@@ -1,18 +1,21 @@
 """``scratchrnn gradcheck``: every cell's hand-written BPTT against finite differences.
 
-For each cell (RNN with tanh and with relu, GRU, LSTM), each implementation of
-the cells (the readable "plain" code and the "fast" path of ``scratchrnn.kernels``)
-and each depth (1-3 layers) it builds a small float64 layer with random sizes,
-checks the gradient of every parameter, the input and the initial state(s) with
-``scratchrnn.gradcheck.check_layer`` and prints one table. Exit status 0 when
-every row passes, 1 otherwise.
+For each cell (RNN with tanh and with relu, GRU, LSTM), each engine (the cells'
+"textbook" scans, their hoisted "reference" form and the "fast" engine of the
+backend, see ``scratchrnn.engines``) and each depth (1-3 layers) it builds a small
+float64 layer with random sizes, checks the gradient of every parameter, the input
+and the initial state(s) with ``scratchrnn.gradcheck.check_layer`` and prints one
+table. A cell with no fast engine on the backend (RNN on CuPy) is named below the
+table. Exit status 0 when every row passes, 1 otherwise.
 """
 from __future__ import annotations
 
 import argparse
 
-from .. import kernels
-from ..backend import CPU
+from .. import engines
+from ..backend import CPU, get_backend
+from ..cells import CELLS
+from ..errors import ConfigError
 from ..gradcheck import DEFAULT_TOL, check_layer, format_table
 from ..layers import LAYERS
 
@@ -59,13 +62,16 @@ def _layers(text):
     return counts
 
 
-def _impls(text):
-    """'plain,fast' -> ('plain', 'fast'); argparse type for --impl."""
+ENGINES = ("textbook", "reference", "fast")
+
+
+def _engines(text):
+    """'textbook,fast' -> ('textbook', 'fast'); argparse type for --engine."""
     names = tuple(dict.fromkeys(p.strip().lower() for p in str(text).split(",") if p.strip()))
-    bad = [n for n in names if n not in kernels.IMPLS]
+    bad = [n for n in names if n not in engines.ENGINE_NAMES]
     if bad or not names:
         raise argparse.ArgumentTypeError(
-            f"--impl wants a comma list of {', '.join(kernels.IMPLS)}, got {text!r}.")
+            f"--engine wants a comma list of {', '.join(engines.ENGINE_NAMES)}, got {text!r}.")
     return names
 
 
@@ -79,8 +85,9 @@ def add_parser(subparsers):
                         "gru, lstm (default: all)")
     p.add_argument("--layers", type=_layers, default=(1, 2, 3),
                    help="comma list of layer counts (default 1,2,3)")
-    p.add_argument("--impl", type=_impls, default=kernels.IMPLS,
-                   help="cell implementations to check: plain, fast (default both)")
+    p.add_argument("--engine", type=_engines, default=ENGINES,
+                   help="engines to check: textbook, reference, fast, auto "
+                        "(default textbook,reference,fast)")
     p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default=None,
                    help="array backend (default $SCRATCHRNN_BACKEND or numpy)")
     p.add_argument("--seed", type=int, default=0, help="seed for sizes, weights and data")
@@ -97,36 +104,39 @@ def _sizes(seed, name, layers):
 
 
 def run(args) -> int:
-    """Check every requested cell x implementation x depth; print the table; 0 if all pass."""
+    """Check every requested cell x engine x depth; print the table; 0 if all pass."""
     cells = args.cells if isinstance(args.cells, tuple) else _cells(args.cells)
     depths = args.layers if isinstance(args.layers, tuple) else _layers(args.layers)
-    impl_arg = getattr(args, "impl", kernels.IMPLS)
-    impls = impl_arg if isinstance(impl_arg, tuple) else _impls(impl_arg)
-    columns = {"cell": [], "impl": [], "layers": [], "T,B,I,H": []}
-    rows = []
-    old_impl = kernels.get_default()
-    try:
-        for name in cells:
-            kind, options = VARIANTS[name]
+    engine_arg = getattr(args, "engine", ENGINES)
+    names = engine_arg if isinstance(engine_arg, tuple) else _engines(engine_arg)
+    backend = get_backend(args.backend)
+    columns = {"cell": [], "engine": [], "layers": [], "T,B,I,H": []}
+    rows, missing = [], []
+    for name in cells:
+        kind, options = VARIANTS[name]
+        for engine in names:
+            try:
+                engines.resolve(engine, CELLS[kind], backend)
+            except ConfigError as err:          # no such engine here: say so, check the rest
+                missing.append(f"{name}: {err}")
+                continue
             for L in depths:
                 # small random sizes: the check costs two forward passes per element;
-                # the same sizes, weights and data for every implementation
+                # the same sizes, weights and data for every engine
                 T, B, I, H = (int(v) for v in _sizes(args.seed, name, L))
                 layer_seed, data_seed = args.seed + 1000 * L, args.seed + 1000 * L + 1
-                for impl in impls:
-                    kernels.set_default(impl)
-                    layer = LAYERS[kind](I, H, num_layers=L, backend=args.backend,
-                                         dtype="float64", seed=layer_seed, **options)
-                    result = check_layer(layer, T, B, seed=data_seed, tol=args.tol)
-                    rows += result
-                    for column, value in (("cell", name), ("impl", impl), ("layers", L),
-                                          ("T,B,I,H", f"{T},{B},{I},{H}")):
-                        columns[column] += [value] * len(result)
-    finally:
-        kernels.set_default(old_impl)
+                layer = LAYERS[kind](I, H, num_layers=L, backend=backend, dtype="float64",
+                                     seed=layer_seed, engine=engine, **options)
+                result = check_layer(layer, T, B, seed=data_seed, tol=args.tol)
+                rows += result
+                for column, value in (("cell", name), ("engine", engine), ("layers", L),
+                                      ("T,B,I,H", f"{T},{B},{I},{H}")):
+                    columns[column] += [value] * len(result)
     print(format_table(rows, columns))
+    for line in missing:
+        print(f"not checked, {line}")
     failed = sum(not r.passed for r in rows)
-    worst = max(r.max_rel_error for r in rows)
+    worst = max((r.max_rel_error for r in rows), default=0.0)
     if failed:
         print(f"gradcheck: {failed} of {len(rows)} FAILED (tolerance {args.tol:g}, "
               f"largest error {worst:.2e}).")

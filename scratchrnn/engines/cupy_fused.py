@@ -6,7 +6,7 @@ each slice assignment, each temporary); here a step is one cuBLAS GEMM
 and writes every output of the step (gates, c, tanh(c), h), and a backward step is
 ONE kernel (all gate gradients and dc_prev) plus one GEMM (``da @ W_hᵀ``). The
 loop-free GEMMs before and after the time loop are the NumPy fast path's
-(``numpy_fast._weight_grads``), which is written with array methods only.
+(``cells.common.weight_gradients``), written for any ``xp``.
 
 The kernels are written in the notation of the plain code (``cells/lstm.py``,
 ``cells/gru.py``), one thread per (b, j) element of the (B, H) state. Math runs in
@@ -17,7 +17,7 @@ the device.
 
 RNN keeps the plain ``xp`` path on CuPy (its step is a GEMM plus one ufunc).
 
-Tested equal to the plain path in tests/test_fast_paths.py (skipped without a GPU).
+Tested equal to the cells in tests/test_engines.py (skipped without a GPU).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import cupy
 
 from ..cells import gru as _gru
 from ..cells import lstm as _lstm
-from .numpy_fast import _weight_grads
+from ..cells.common import previous_states, weight_gradients
 
 # ------------------------------------------------------------------ kernel sources
 _PRELUDE = """
@@ -176,7 +176,7 @@ def lstm_backward(params, dys, dstateT, cache):
         k(dys[t], dh_next, dc_next, gates[t], c_prev, tanh_cs[t], H, das[t], dc_prev, size=B * H)
         cupy.matmul(das[t], W_hT, out=dh_next)                # undo h_prev W_h
         dc_next, dc_prev = dc_prev, dc_next
-    dxs, grads = _weight_grads(xs, h0, hs, das, das, params["W_x"])
+    dxs, grads = weight_gradients(xs, previous_states(h0, hs), das, None, params["W_x"])
     return dxs, (dh_next, dc_next), grads
 
 
@@ -221,7 +221,7 @@ def gru_backward(params, dys, dhT, cache):
         cupy.matmul(dah[t], W_hT, out=dh_gemm)                # undo h_prev W_h
         dh_direct, dh_direct_out = dh_direct_out, dh_direct
     dh0 = dh_gemm + dh_direct                                   # both paths into h0
-    dxs, grads = _weight_grads(xs, h0, hs, dax, dah, params["W_x"])
+    dxs, grads = weight_gradients(xs, previous_states(h0, hs), dax, dah, params["W_x"])
     return dxs, dh0, grads
 
 
@@ -241,9 +241,5 @@ def forward_half(name, params, xs, state0):
     return ys
 
 
-class _Cell:
-    def __init__(self, forward, backward):
-        self.forward, self.backward = forward, backward
-
-
-CELLS = {"gru": _Cell(gru_forward, gru_backward), "lstm": _Cell(lstm_forward, lstm_backward)}
+ENGINES = {"gru": ("fast (cupy fused kernels)", gru_forward, gru_backward),
+           "lstm": ("fast (cupy fused kernels)", lstm_forward, lstm_backward)}

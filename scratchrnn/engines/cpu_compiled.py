@@ -11,7 +11,7 @@ The C source below is compiled on first use with the system C compiler
 (``$CC`` or ``cc``) into ``$SCRATCHRNN_CACHE`` (default ``~/.cache/scratchrnn``),
 keyed by source, compiler and CPU. Nothing is required: if there is no compiler,
 or ``SCRATCHRNN_COMPILED=0``, or the build fails, ``available()`` is False and the
-NumPy fast path runs. Tested equal to the plain path in tests/test_fast_paths.py.
+NumPy fast engine runs. Tested equal to the cells in tests/test_engines.py.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from pathlib import Path
 from ..backend import CPU
 from ..cells import gru as _gru
 from ..cells import lstm as _lstm
+from ..cells.common import previous_states, weight_gradients
 
 np = CPU.xp   # host NumPy, through the backend seam
 
@@ -230,7 +231,6 @@ def lstm_forward(params, xs, state0):
 
 
 def lstm_backward(params, dys, dstateT, cache):
-    from .numpy_fast import _weight_grads
     xs, h0, c0, hs, cs, gates, tanh_cs = (cache.xs, cache.h0, cache.c0, cache.hs, cache.cs,
         cache.gates, cache.tanh_cs)
     T, B, H = hs.shape
@@ -252,7 +252,7 @@ def lstm_backward(params, dys, dstateT, cache):
             p_da + t * sg, dc_b.ctypes.data)
         np.matmul(das[t], W_hT, out=dh_next)                    # undo h_prev W_h
         dc_a, dc_b = dc_b, dc_a
-    dxs, grads = _weight_grads(xs, h0, hs, das, das, params["W_x"])
+    dxs, grads = weight_gradients(xs, previous_states(h0, hs), das, None, params["W_x"])
     return dxs, (dh_next, dc_a), grads
 
 
@@ -281,7 +281,6 @@ def gru_forward(params, xs, h0):
 
 
 def gru_backward(params, dys, dhT, cache):
-    from .numpy_fast import _weight_grads
     xs, h0, hs, gates, hns = cache.xs, cache.h0, cache.hs, cache.gates, cache.hns
     T, B, H = hs.shape
     dt = np.result_type(dys, hs)
@@ -304,7 +303,7 @@ def gru_backward(params, dys, dhT, cache):
         np.matmul(dah[t], W_hT, out=dh_gemm)                    # undo h_prev W_h
         dz_a, dz_b = dz_b, dz_a
     dh0 = dh_gemm + dz_a                                        # both paths into h0
-    dxs, grads = _weight_grads(xs, h0, hs, dax, dah, params["W_x"])
+    dxs, grads = weight_gradients(xs, previous_states(h0, hs), dax, dah, params["W_x"])
     return dxs, dh0, grads
 
 

@@ -1,7 +1,7 @@
-"""The NumPy fast path of the three cells: the plain code's math, fewer passes over memory.
+"""The NumPy fast engine of the three cells: the book's math, fewer passes over memory.
 
 Same inputs, outputs, ``Cache`` named tuples and gradients as ``cells/rnn.py``,
-``cells/gru.py`` and ``cells/lstm.py`` (tested equal in ``tests/test_fast_paths.py``).
+``cells/gru.py`` and ``cells/lstm.py`` (tested equal in ``tests/test_engines.py``).
 What changes, and why each pays on a CPU (numbers in docs/performance.md):
 
 1. Every sequence buffer (outputs, cache, gate gradients) is allocated once per call
@@ -19,8 +19,8 @@ What changes, and why each pays on a CPU (numbers in docs/performance.md):
    (all T steps when B·H is small, one step when it is large: see ``CHUNK_BYTES``); the
    reverse loop then only multiplies by dh / dc and does ``dh_prev = da @ W_hᵀ``
    (3-9 calls per step instead of ~20).
-5. ``dW_h`` = h0ᵀ·da_0 + hs[:-1]ᵀ·da[1:]: no concatenated copy of the previous states
-   (below B = 16 the copy is cheaper than a GEMM over B rows, and is made).
+5. The weight and input gradients after the loop are the cells' own level-2 GEMMs
+   (``cells.common.weight_gradients``), shared by every engine.
 6. The per-step backward GEMM ``da_t @ W_hᵀ`` reads a C-contiguous copy of W_hᵀ made once
    per call: OpenBLAS runs this "NN" product 1.2-1.7x faster than the "NT" one on the
    transposed view at B = 32-128 (measured).
@@ -31,7 +31,7 @@ from ..backend import CPU
 from ..cells import gru as _gru
 from ..cells import lstm as _lstm
 from ..cells import rnn as _rnn
-from ..ops import xp_of
+from ..cells.common import previous_states, weight_gradients
 
 np = CPU.xp   # host NumPy, through the backend seam
 
@@ -82,30 +82,9 @@ def _input_gemm(xs, W_x, bias, out):
     return out
 
 
-def _weight_grads(xs, h0, hs, dax, dah, W_x):
-    """The loop-free gradients: dW_x, dW_h, db_x, db_h as GEMMs/sums over all T*B rows, and dxs.
-    Backend-neutral (the CuPy fast path uses it too)."""
-    T, B, I = xs.shape
-    H = h0.shape[-1]
-    GH = dax.shape[-1]
-    dax2, dah2 = dax.reshape(T * B, GH), dah.reshape(T * B, GH)
-    dW_x = xs.reshape(T * B, I).T @ dax2                        # undo a_x = x W_x
-    if B < 16:   # a GEMM over B rows alone is slow; copying the states is cheap here
-        h_prev = xp_of(hs).concatenate([h0[None], hs[:-1]], axis=0).reshape(T * B, H)
-        dW_h = h_prev.T @ dah2                                  # undo a_h = h_prev W_h
-    else:        # no copy: step 0 with h0, then steps 1..T-1 with hs[:-1]
-        dW_h = h0.T @ dah[0]
-        if T > 1:
-            dW_h += hs[:-1].reshape((T - 1) * B, H).T @ dah[1:].reshape((T - 1) * B, GH)
-    db_x = dax2.sum(axis=0)
-    db_h = db_x.copy() if dah is dax else dah2.sum(axis=0)
-    dxs = (dax2 @ W_x.T).reshape(T, B, I)                       # undo x W_x
-    return dxs, {"W_x": dW_x, "W_h": dW_h, "b_x": db_x, "b_h": db_h}
-
-
 # ===================================================================== RNN
 def rnn_forward(params, xs, h0, nonlinearity="tanh"):
-    _rnn._activation(nonlinearity)                              # validates the name
+    _rnn.activation(nonlinearity)                              # validates the name
     T, B, _ = xs.shape
     W_h = params["W_h"]
     H = W_h.shape[0]
@@ -126,7 +105,7 @@ def rnn_forward(params, xs, h0, nonlinearity="tanh"):
 
 
 def rnn_backward(params, dys, dhT, cache, nonlinearity="tanh"):
-    _rnn._activation(nonlinearity)
+    _rnn.activation(nonlinearity)
     xs, h0, hs = cache.xs, cache.h0, cache.hs
     T, B, H = hs.shape
     dt = _dtype(dys, hs)
@@ -145,7 +124,7 @@ def rnn_backward(params, dys, dhT, cache, nonlinearity="tanh"):
             np.add(dys[t], dh_next, out=dh)
             das[t] *= dh                                        # undo h = act(a)
             np.matmul(das[t], W_hT, out=dh_next)                # undo h_prev W_h
-    dxs, grads = _weight_grads(xs, h0, hs, das, das, params["W_x"])
+    dxs, grads = weight_gradients(xs, previous_states(h0, hs), das, None, params["W_x"])
     return dxs, dh_next, grads
 
 
@@ -220,7 +199,7 @@ def lstm_backward(params, dys, dstateT, cache):
             do[t] *= dh                                         # undo h = o tanh(c), o path
             np.multiply(dc, f[t], out=dc_next)                  # dc_prev
             np.matmul(das[t], W_hT, out=dh_next)                # undo h_prev W_h
-    dxs, grads = _weight_grads(xs, h0, hs, das, das, params["W_x"])
+    dxs, grads = weight_gradients(xs, previous_states(h0, hs), das, None, params["W_x"])
     return dxs, (dh_next, dc_next), grads
 
 
@@ -295,54 +274,44 @@ def gru_backward(params, dys, dhT, cache):
             np.matmul(dah[t], W_hT, out=dh_next)                # undo h_prev W_h
             np.multiply(dh, z[t], out=dhz)
             dh_next += dhz                                      # ... plus the z h_prev path
-    dxs, grads = _weight_grads(xs, h0, hs, dax, dah, params["W_x"])
+    dxs, grads = weight_gradients(xs, previous_states(h0, hs), dax, dah, params["W_x"])
     return dxs, dh_next, grads
 
 
-# ===================================================================== compiled steps
-USE_COMPILED = True
-"""Run the LSTM and GRU gate math through ``cpu_compiled`` (one C call per step) when it
-builds here; False keeps everything in NumPy (the tests run both)."""
-
-
-def _compiled(*arrays):
-    if not USE_COMPILED:
-        return None
+# ===================================================================== the engine
+def _with_compiled(compiled_fn, numpy_fn, contiguous_cache=False):
+    """Run ``compiled_fn`` when the C helper can take these arrays, else ``numpy_fn``.
+    The arrays are the call's arguments: params (a dict), arrays, state tuples, a cache."""
     from . import cpu_compiled
-    if cpu_compiled.supports(*arrays) and cpu_compiled.available():
-        return cpu_compiled
-    return None
+
+    def run(params, *args):
+        arrays = [params["W_x"], params["W_h"]]
+        for a in args:
+            arrays += list(a) if isinstance(a, tuple) else [a]
+        cache = args[2] if contiguous_cache else None
+        arrays = [a for a in arrays if hasattr(a, "dtype")]
+        if cpu_compiled.supports(*arrays) and (cache is None or cpu_compiled.contiguous_ok(cache)):
+            return compiled_fn(params, *args)
+        return numpy_fn(params, *args)
+    return run
 
 
-def lstm_forward_dispatch(params, xs, state0):
-    c = _compiled(xs, params["W_x"], params["W_h"], state0[0], state0[1])
-    return (c.lstm_forward if c else lstm_forward)(params, xs, state0)
+def engine(cell_name, compiled=None):
+    """The NumPy fast engine of one cell ("rnn" | "gru" | "lstm") as (name, forward, backward).
 
-
-def lstm_backward_dispatch(params, dys, dstateT, cache):
-    c = _compiled(dys, params["W_h"], cache.gates, cache.c0, dstateT[0], dstateT[1])
-    if c is not None and c.contiguous_ok(cache):
-        return c.lstm_backward(params, dys, dstateT, cache)
-    return lstm_backward(params, dys, dstateT, cache)
-
-
-def gru_forward_dispatch(params, xs, h0):
-    c = _compiled(xs, params["W_x"], params["W_h"], params["b_h"], h0)
-    return (c.gru_forward if c else gru_forward)(params, xs, h0)
-
-
-def gru_backward_dispatch(params, dys, dhT, cache):
-    c = _compiled(dys, params["W_h"], cache.gates, cache.h0, dhT)
-    if c is not None and c.contiguous_ok(cache):
-        return c.gru_backward(params, dys, dhT, cache)
-    return gru_backward(params, dys, dhT, cache)
-
-
-class _Cell:
-    def __init__(self, forward, backward):
-        self.forward, self.backward = forward, backward
-
-
-CELLS = {"rnn": _Cell(rnn_forward, rnn_backward),
-         "gru": _Cell(gru_forward_dispatch, gru_backward_dispatch),
-         "lstm": _Cell(lstm_forward_dispatch, lstm_backward_dispatch)}
+    compiled: run the LSTM and GRU gate math through the C helper (``cpu_compiled``);
+    None uses it where it builds (and ``SCRATCHRNN_COMPILED`` is not 0). RNN has no C step.
+    """
+    from . import cpu_compiled
+    if cell_name == "rnn":
+        return "fast (numpy)", rnn_forward, rnn_backward
+    forward, backward = {"lstm": (lstm_forward, lstm_backward),
+                         "gru": (gru_forward, gru_backward)}[cell_name]
+    if compiled is None:
+        compiled = cpu_compiled.available()
+    if not compiled:
+        return "fast (numpy)", forward, backward
+    c_forward, c_backward = {"lstm": (cpu_compiled.lstm_forward, cpu_compiled.lstm_backward),
+                             "gru": (cpu_compiled.gru_forward, cpu_compiled.gru_backward)}[cell_name]
+    return ("fast (numpy + compiled C)", _with_compiled(c_forward, forward),
+            _with_compiled(c_backward, backward, contiguous_cache=True))

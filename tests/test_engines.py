@@ -1,20 +1,32 @@
-"""The fast paths (scratchrnn/kernels) equal the plain reference path of every cell.
+"""Every engine (scratchrnn/engines) equals the book (scratchrnn/cells) for every cell.
 
-NumPy fast path: always run. CuPy fused kernels: run when CuPy and a GPU are
-usable, otherwise skipped with the backend's reason. Equality is to float
+The cells' two levels (textbook scans, GEMMs hoisted) are the reference. NumPy fast
+engine: always run, with the compiled C step (where it builds) and without. CuPy
+fused kernels: run when CuPy and a GPU are usable, otherwise skipped with the
+backend's reason, and emulated on the CPU with g++ below. Equality is to float
 tolerance (float64 ~1e-12, float32 ~1e-5 relative to the largest value), on
 random inputs, random initial states and random incoming state gradients.
 """
 from __future__ import annotations
+
+import ctypes
+import importlib
+import re
+import shutil
+import subprocess
+import sys
+import types
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchrnn import kernels
+from scratchrnn import engines
 from scratchrnn.backend import cupy_unavailable_reason, get_backend
 from scratchrnn.cells import CELLS
+from scratchrnn.engines import Engine, numpy_fast
+from scratchrnn.errors import ConfigError
 from scratchrnn.layers import LAYERS
 
 TOL = {"float64": 1e-11, "float32": 2e-5, "float16": 2e-2}
@@ -34,10 +46,18 @@ def _random_problem(cell, T, B, I, H, dtype, seed, backend):
     return params, xs, state0, dys, dstateT
 
 
-def _run(cell, problem, impl, opts):
+def _engine(cell, name, backend="numpy"):
+    """The Engine called ``name`` for ``cell``; "textbook" and "reference" are the book."""
+    return engines.resolve(name, cell, get_backend(backend))
+
+
+def _run(cell, problem, engine, opts):
+    """Forward and backward of ``engine`` (an Engine, or a name for ``_engine``)."""
+    if isinstance(engine, str):
+        engine = _engine(cell, engine)
     params, xs, state0, dys, dstateT = problem
-    ys, stateT, cache = cell.forward(params, xs, state0, impl=impl, **opts)
-    dxs, dstate0, grads = cell.backward(params, dys, dstateT, cache, impl=impl, **opts)
+    ys, stateT, cache = engine.forward(params, xs, state0, **opts)
+    dxs, dstate0, grads = engine.backward(params, dys, dstateT, cache, **opts)
     return {"ys": ys, "stateT": stateT, "cache": cache, "dxs": dxs, "dstate0": dstate0,
             "grads": grads}
 
@@ -65,61 +85,65 @@ def _assert_close(a, b, tol, where):
 
 # ------------------------------------------------------------------ NumPy
 @pytest.fixture(params=["compiled", "numpy-only"])
-def cpu_variant(request, monkeypatch):
-    """Run each NumPy fast-path test with the compiled LSTM step (where it builds) and without."""
-    from scratchrnn.kernels import cpu_compiled, numpy_fast
-    if request.param == "compiled":
-        if not cpu_compiled.available():
-            pytest.skip(f"compiled helper unavailable: {cpu_compiled.unavailable_reason()}")
-        monkeypatch.setattr(numpy_fast, "USE_COMPILED", True)
-    else:
-        monkeypatch.setattr(numpy_fast, "USE_COMPILED", False)
-    return request.param
+def fast(request):
+    """``fast(cell)``: the NumPy fast Engine of a cell, with the compiled C step (where it
+    builds) and without it."""
+    from scratchrnn.engines import cpu_compiled
+    compiled = request.param == "compiled"
+    if compiled and not cpu_compiled.available():
+        pytest.skip(f"compiled helper unavailable: {cpu_compiled.unavailable_reason()}")
+    return lambda cell: Engine(*numpy_fast.engine(cell.NAME, compiled=compiled))
 
 
-@pytest.mark.usefixtures("cpu_variant")
+def test_textbook_equals_reference_equals_fast_by_name():
+    """The registry's names: each engine of each cell on NumPy equals the textbook."""
+    be = get_backend("numpy")
+    for name, opts in VARIANTS:
+        cell = CELLS[name]
+        problem = _random_problem(cell, 5, 2, 3, 4, "float64", seed=9, backend=be)
+        book = _run(cell, problem, "textbook", opts)
+        for engine in ("reference", "fast", "auto"):
+            _assert_close(book, _run(cell, problem, engine, opts), TOL["float64"], f"{name} {engine}")
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name,opts", VARIANTS, ids=[f"{n}-{o.get('nonlinearity', '')}".strip("-")
                                                        for n, o in VARIANTS])
 @pytest.mark.parametrize("T,B,I,H", [(6, 3, 4, 5), (1, 1, 2, 3), (9, 2, 1, 7)])
-def test_numpy_fast_equals_plain(name, opts, dtype, T, B, I, H):
+def test_numpy_fast_equals_reference(fast, name, opts, dtype, T, B, I, H):
     cell = CELLS[name]
     problem = _random_problem(cell, T, B, I, H, dtype, seed=T * 100 + H, backend=get_backend("numpy"))
-    plain = _run(cell, problem, "plain", opts)
-    fast = _run(cell, problem, "fast", opts)
-    _assert_close(plain, fast, TOL[dtype], name)
+    _assert_close(_run(cell, problem, "reference", opts), _run(cell, problem, fast(cell), opts),
+                  TOL[dtype], name)
 
 
-@pytest.mark.usefixtures("cpu_variant")
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[__import__("hypothesis").HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(["rnn", "gru", "lstm"]), T=st.integers(1, 7), B=st.integers(1, 4),
        I=st.integers(1, 6), H=st.integers(1, 9), seed=st.integers(0, 2**16),
        scale=st.sampled_from([0.1, 1.0, 8.0]))
-def test_numpy_fast_equals_plain_random_shapes(name, T, B, I, H, seed, scale):
+def test_numpy_fast_equals_reference_random_shapes(fast, name, T, B, I, H, seed, scale):
     """Any shape, including saturated gates (inputs scaled by 8)."""
     cell = CELLS[name]
     params, xs, state0, dys, dstateT = _random_problem(cell, T, B, I, H, "float64", seed,
                                                        get_backend("numpy"))
     problem = (params, xs * scale, state0, dys, dstateT)
-    _assert_close(_run(cell, problem, "plain", {}), _run(cell, problem, "fast", {}),
+    _assert_close(_run(cell, problem, "reference", {}), _run(cell, problem, fast(cell), {}),
                   TOL["float64"], name)
 
 
-@pytest.mark.usefixtures("cpu_variant")
 @pytest.mark.parametrize("chunk_bytes", [1, 100, 1 << 30])
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
-def test_numpy_fast_backward_blocks(monkeypatch, name, chunk_bytes):
+def test_numpy_fast_backward_blocks(fast, monkeypatch, name, chunk_bytes):
     """The backward's cache-sized blocks of steps (one step, a few, all T) change nothing."""
-    from scratchrnn.kernels import numpy_fast
     monkeypatch.setattr(numpy_fast, "CHUNK_BYTES", chunk_bytes)
     cell = CELLS[name]
     problem = _random_problem(cell, 7, 2, 3, 4, "float64", seed=3, backend=get_backend("numpy"))
-    _assert_close(_run(cell, problem, "plain", {}), _run(cell, problem, "fast", {}),
+    _assert_close(_run(cell, problem, "reference", {}), _run(cell, problem, fast(cell), {}),
                   TOL["float64"], name)
 
 
-def test_fast_path_does_not_modify_inputs():
+def test_fast_engine_does_not_modify_inputs():
     cell = CELLS["lstm"]
     problem = _random_problem(cell, 5, 2, 3, 4, "float64", 0, get_backend("numpy"))
     before = [np.copy(a) for a in (problem[1], *problem[2], problem[3], *problem[4])]
@@ -132,62 +156,77 @@ def test_fast_path_does_not_modify_inputs():
         np.testing.assert_array_equal(before_p[k], problem[0][k])
 
 
-def test_compiled_lstm_used_where_it_builds():
-    from scratchrnn.kernels import cpu_compiled
-    reason = cpu_compiled.unavailable_reason()
-    assert reason is None or isinstance(reason, str)
-
-
-@pytest.mark.usefixtures("cpu_variant")
-def test_compiled_backward_on_a_plain_cache():
-    """A cache made by the plain forward goes through the fast backward unchanged."""
+def test_compiled_backward_on_a_reference_cache(fast):
+    """A cache made by the book's forward goes through the fast backward unchanged."""
     cell = CELLS["lstm"]
     params, xs, state0, dys, dstateT = _random_problem(cell, 5, 2, 3, 4, "float32", 4,
                                                        get_backend("numpy"))
-    _, _, cache = cell.forward(params, xs, state0, impl="plain")
-    _assert_close(cell.backward(params, dys, dstateT, cache, impl="plain"),
-                  cell.backward(params, dys, dstateT, cache, impl="fast"), TOL["float32"], "lstm")
+    _, _, cache = cell.forward(params, xs, state0)
+    _assert_close(cell.backward(params, dys, dstateT, cache),
+                  fast(cell).backward(params, dys, dstateT, cache), TOL["float32"], "lstm")
 
 
-@pytest.mark.usefixtures("cpu_variant")
-def test_backward_can_run_twice_on_one_cache():
-    """The fast backward leaves the cache intact (the plain one does too)."""
+def test_backward_can_run_twice_on_one_cache(fast):
+    """The fast backward leaves the cache intact (the book's does too)."""
     cell = CELLS["gru"]
     params, xs, h0, dys, dhT = _random_problem(cell, 4, 2, 3, 5, "float64", 1, get_backend("numpy"))
-    _, _, cache = cell.forward(params, xs, h0, impl="fast")
-    first = cell.backward(params, dys, dhT, cache, impl="fast")
-    second = cell.backward(params, dys, dhT, cache, impl="fast")
+    engine = fast(cell)
+    _, _, cache = engine.forward(params, xs, h0)
+    first = engine.backward(params, dys, dhT, cache)
+    second = engine.backward(params, dys, dhT, cache)
     _assert_close(first, second, 0.0, "gru")
 
 
-@pytest.mark.usefixtures("cpu_variant")
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
-def test_layer_default_is_fast_and_equal_to_plain(name):
-    """The layer (2 layers, dropout off) gives the same outputs and grads either way."""
-    assert kernels.get_default() in kernels.IMPLS
+def test_layer_engines_are_equal_and_named(monkeypatch, name):
+    """The layer (2 layers, dropout off) gives the same outputs and grads on every engine;
+    the default is "auto", the fast engine on NumPy, and the layer says which one runs."""
+    monkeypatch.delenv("SCRATCHRNN_ENGINE", raising=False)
     results = {}
-    old = kernels.get_default()
-    try:
-        for impl in ("plain", "fast"):
-            kernels.set_default(impl)
-            layer = LAYERS[name](3, 6, num_layers=2, dtype="float64", seed=3)
-            rng = np.random.default_rng(0)
-            x = rng.standard_normal((5, 2, 3))
-            y, state = layer.forward(x)
-            dx, dstate = layer.backward(rng.standard_normal(y.shape))
-            results[impl] = {"y": y, "dx": dx, "grads": dict(layer.grads)}
-    finally:
-        kernels.set_default(old)
-    _assert_close(results["plain"], results["fast"], TOL["float64"], name)
+    for engine in ("textbook", "reference", "fast", None):
+        layer = LAYERS[name](3, 6, num_layers=2, dtype="float64", seed=3, engine=engine)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((5, 2, 3))
+        y, state = layer.forward(x)
+        dx, dstate = layer.backward(rng.standard_normal(y.shape))
+        results[engine] = {"y": y, "dx": dx, "grads": dict(layer.grads)}
+        assert f"engine={layer.engine!r}" in repr(layer)
+        if engine is None:
+            assert layer.engine.startswith("fast (numpy")
+        elif engine != "fast":
+            assert layer.engine == engine
+    for engine in ("reference", "fast", None):
+        _assert_close(results["textbook"], results[engine], TOL["float64"], f"{name} {engine}")
 
 
-def test_impl_names_are_checked():
-    cell = CELLS["rnn"]
-    params, xs, h0, _, _ = _random_problem(cell, 2, 1, 2, 2, "float64", 0, get_backend("numpy"))
-    with pytest.raises(ValueError):
-        cell.forward(params, xs, h0, impl="turbo")
-    with pytest.raises(ValueError):
-        kernels.set_default("turbo")
+def test_engine_names_are_checked(monkeypatch):
+    with pytest.raises(ConfigError, match="engine must be one of"):
+        LAYERS["rnn"](2, 2, engine="turbo")
+    monkeypatch.setenv("SCRATCHRNN_ENGINE", "turbo")
+    with pytest.raises(ConfigError, match="SCRATCHRNN_ENGINE"):
+        LAYERS["rnn"](2, 2)
+    monkeypatch.setenv("SCRATCHRNN_ENGINE", "Textbook")
+    assert LAYERS["gru"](2, 2).engine == "textbook"
+    monkeypatch.setenv("SCRATCHRNN_ENGINE", "")
+    assert LAYERS["gru"](2, 2).engine.startswith("fast")
+
+
+def test_no_fast_rnn_on_cupy_is_one_sentence():
+    """RNN has no fused CuPy kernel: "fast" says so, "auto" falls back to the reference."""
+    fake_cupy = type("Backend", (), {"name": "cupy"})()
+    with pytest.raises(ConfigError, match="no fast engine for RNN on cupy"):
+        engines.resolve("fast", CELLS["rnn"], fake_cupy)
+    assert engines.resolve("auto", CELLS["rnn"], fake_cupy).name == "reference"
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
+def test_cell_modules_import_no_engine(name):
+    """The book is a leaf: importing a cell module (in a fresh interpreter) loads no engine."""
+    code = (f"import sys, scratchrnn.cells.{name}\n"
+            "print(','.join(m for m in sys.modules if m.startswith('scratchrnn.engines')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"scratchrnn.cells.{name} imported {out.stdout.strip()}"
 
 
 # ------------------------------------------------------------------ CuPy
@@ -199,17 +238,19 @@ needs_cupy = pytest.mark.skipif(CUPY_REASON is not None, reason=str(CUPY_REASON)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name,opts", VARIANTS, ids=[f"{n}-{o.get('nonlinearity', '')}".strip("-")
                                                        for n, o in VARIANTS])
-def test_cupy_fused_equals_plain_on_gpu(name, opts, dtype):
-    """The fused CuPy kernels against the plain xp path, both on the GPU."""
+def test_cupy_auto_equals_reference_on_gpu(name, opts, dtype):
+    """The fused CuPy kernels (the reference for RNN) against the book's xp code, both on the GPU."""
     cell = CELLS[name]
     problem = _random_problem(cell, 7, 3, 5, 6, dtype, seed=11, backend=get_backend("cupy"))
-    _assert_close(_run(cell, problem, "plain", opts), _run(cell, problem, "fast", opts),
+    auto = _engine(cell, "auto", "cupy")
+    assert auto.name == ("reference" if name == "rnn" else "fast (cupy fused kernels)")
+    _assert_close(_run(cell, problem, "reference", opts), _run(cell, problem, auto, opts),
                   TOL[dtype], name)
 
 
 @needs_cupy
 @pytest.mark.parametrize("name", ["gru", "lstm"])
-def test_cupy_fused_equals_numpy_plain(name):
+def test_cupy_fused_equals_numpy_reference(name):
     """GPU fast path against the CPU reference, so a bug shared by both GPU paths shows."""
     cell = CELLS[name]
     cpu = _random_problem(cell, 6, 2, 3, 4, "float64", seed=5, backend=get_backend("numpy"))
@@ -217,18 +258,19 @@ def test_cupy_fused_equals_numpy_plain(name):
     to_gpu = lambda a: tuple(to_gpu(v) for v in a) if isinstance(a, tuple) else (
         {k: be.asarray(v) for k, v in a.items()} if isinstance(a, dict) else be.asarray(a))
     gpu = tuple(to_gpu(p) for p in cpu)
-    _assert_close(_run(cell, cpu, "plain", {}), _run(cell, gpu, "fast", {}), TOL["float64"], name)
+    _assert_close(_run(cell, cpu, "reference", {}), _run(cell, gpu, _engine(cell, "fast", "cupy"), {}),
+                  TOL["float64"], name)
 
 
 @needs_cupy
 @pytest.mark.parametrize("name", ["gru", "lstm"])
 def test_cupy_half_storage_close_to_float32(name):
-    """float16 storage with float32 math: close to the float32 plain path at half precision."""
-    from scratchrnn.kernels import cupy_fused
+    """float16 storage with float32 math: close to the float32 reference at half precision."""
+    from scratchrnn.engines import cupy_fused
     cell = CELLS[name]
     be = get_backend("cupy")
     problem = _random_problem(cell, 5, 4, 8, 8, "float32", seed=2, backend=be)
-    ref = _run(cell, problem, "plain", {})
+    ref = _run(cell, problem, "reference", {})
     ys_half = cupy_fused.forward_half(name, *problem[:3])
     _assert_close(ref["ys"], ys_half.astype(ref["ys"].dtype), TOL["float16"], name)
 
@@ -238,7 +280,6 @@ def test_cupy_tests_skip_with_reason():
     if CUPY_REASON is None:
         pytest.skip("CuPy runs here; the GPU tests ran instead.")
     assert isinstance(CUPY_REASON, str) and len(CUPY_REASON) > 10
-    assert kernels.fast_path("lstm", np.zeros((1, 1, 1))) is not None
 
 
 # ------------------------------------------------------------------ CuPy kernels, emulated on the CPU
@@ -246,14 +287,7 @@ def test_cupy_tests_skip_with_reason():
 # per-element code, so here each ElementwiseKernel is compiled with g++ into a loop
 # over the element index ``i`` and run on NumPy arrays, and ``cupy_fused`` is imported
 # against a stand-in ``cupy`` module built from NumPy: the whole GPU path (kernel
-# math, indexing, the Python time loops) is checked against the plain path.
-import ctypes  # noqa: E402
-import importlib  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import types  # noqa: E402
+# math, indexing, the Python time loops) is checked against the book.
 
 _CTYPES = {"double": ctypes.c_double, "float": ctypes.c_float}
 
@@ -308,11 +342,11 @@ def emulated_cupy_fused(tmp_path_factory):
                  "empty", "zeros", "matmul", "asarray"):
         setattr(fake, attr, getattr(np, attr))
     fake.ElementwiseKernel = _EmulatedElementwiseKernel
-    saved = {k: sys.modules.get(k) for k in ("cupy", "scratchrnn.kernels.cupy_fused")}
+    saved = {k: sys.modules.get(k) for k in ("cupy", "scratchrnn.engines.cupy_fused")}
     sys.modules["cupy"] = fake
-    sys.modules.pop("scratchrnn.kernels.cupy_fused", None)
+    sys.modules.pop("scratchrnn.engines.cupy_fused", None)
     try:
-        mod = importlib.import_module("scratchrnn.kernels.cupy_fused")
+        mod = importlib.import_module("scratchrnn.engines.cupy_fused")
     finally:
         for k, v in saved.items():
             if v is None:
@@ -325,15 +359,12 @@ def emulated_cupy_fused(tmp_path_factory):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", ["gru", "lstm"])
 @pytest.mark.parametrize("T,B,I,H", [(6, 3, 4, 5), (1, 1, 2, 3)])
-def test_cupy_kernels_emulated_on_cpu_equal_plain(emulated_cupy_fused, name, dtype, T, B, I, H):
+def test_cupy_kernels_emulated_on_cpu_equal_reference(emulated_cupy_fused, name, dtype, T, B, I, H):
     cell = CELLS[name]
     problem = _random_problem(cell, T, B, I, H, dtype, seed=7 + T, backend=get_backend("numpy"))
     params, xs, state0, dys, dstateT = problem
-    fused = emulated_cupy_fused.CELLS[name]
-    ys, stateT, cache = fused.forward(params, xs, state0)
-    dxs, dstate0, grads = fused.backward(params, dys, dstateT, cache)
-    got = {"ys": ys, "stateT": stateT, "cache": cache, "dxs": dxs, "dstate0": dstate0, "grads": grads}
-    _assert_close(_run(cell, problem, "plain", {}), got, TOL[dtype], name)
+    fused = Engine(*emulated_cupy_fused.ENGINES[name])
+    _assert_close(_run(cell, problem, "reference", {}), _run(cell, problem, fused, {}), TOL[dtype], name)
 
 
 def test_cupy_kernel_sources_name_every_raw_argument(emulated_cupy_fused):

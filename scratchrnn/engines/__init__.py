@@ -1,0 +1,82 @@
+"""Engines: the cells' computations arranged for speed, below one dispatcher.
+
+The cells (``scratchrnn/cells``) are the book: read them, and trust them. The layer
+classes (``scratchrnn.layers``) pick what runs with ``engine=``:
+
+    "textbook"   the cells' level 1: a scan of ``step_forward`` / ``step_backward``
+    "reference"  the cells' level 2: the same math with the GEMMs hoisted out of the loop
+    "fast"       the fast engine for the backend and cell:
+                   NumPy  numpy_fast.py (preallocated buffers, in-place ufuncs), with the
+                          LSTM and GRU gate math of a step in ONE C call (cpu_compiled.py)
+                          where a C compiler builds it (``SCRATCHRNN_COMPILED=0`` turns it off)
+                   CuPy   cupy_fused.py: one fused elementwise kernel per step (LSTM, GRU);
+                          RNN has none (its step is already one GEMM and one ufunc)
+    "auto"       "fast" where it exists, else "reference" (the default; ``$SCRATCHRNN_ENGINE``
+                 sets another default)
+
+Every engine returns the cells' ``Cache`` named tuples and the same gradients, and is
+tested equal to the cells in ``tests/test_engines.py``. The C helper and the CuPy
+kernels are generated from one set of elementwise expressions (``gate_math.py``); the
+weight gradients after the loop are the cells' ``common.weight_gradients`` everywhere.
+Engines import cells; cells never import engines.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, NamedTuple
+
+from ..errors import ConfigError
+
+ENGINE_NAMES = ("auto", "textbook", "reference", "fast")
+
+
+class Engine(NamedTuple):
+    """What a layer runs: ``name`` says which engine it is (e.g. "fast (numpy + compiled C)");
+    forward / backward have the signatures of the cell's ``forward`` / ``backward``."""
+    name: str
+    forward: Callable
+    backward: Callable
+
+
+def check_name(name, what="engine"):
+    """``name`` lower-cased if it is one of ENGINE_NAMES; ConfigError otherwise."""
+    choice = str(name).strip().lower()
+    if choice not in ENGINE_NAMES:
+        raise ConfigError(f"{what} must be one of {', '.join(ENGINE_NAMES)}, got {name!r}.")
+    return choice
+
+
+def default_name():
+    """``$SCRATCHRNN_ENGINE`` (checked), or "auto" when it is unset or empty."""
+    value = os.environ.get("SCRATCHRNN_ENGINE", "").strip()
+    return check_name(value, "SCRATCHRNN_ENGINE") if value else "auto"
+
+
+def _fast(cell, backend):
+    """The fast Engine of ``cell`` on ``backend``, or None when there is none."""
+    if backend.name == "numpy":
+        from . import numpy_fast
+        return Engine(*numpy_fast.engine(cell.NAME))
+    if backend.name == "cupy" and cell.NAME in ("gru", "lstm"):
+        from . import cupy_fused
+        return Engine(*cupy_fused.ENGINES[cell.NAME])
+    return None
+
+
+def resolve(name, cell, backend):
+    """The Engine that runs ``cell`` (a module of ``scratchrnn.cells``) on ``backend``.
+
+    name: one of ENGINE_NAMES, or None for ``default_name()``. ConfigError for an unknown
+    name, or for "fast" where no fast engine exists (RNN on CuPy).
+    """
+    choice = default_name() if name is None else check_name(name)
+    if choice == "textbook":
+        return Engine("textbook", cell.forward, cell.backward)
+    if choice == "fast" or choice == "auto":
+        fast = _fast(cell, backend)
+        if fast is not None:
+            return fast
+        if choice == "fast":
+            raise ConfigError(f"there is no fast engine for {cell.NAME.upper()} on {backend.name}; "
+                              f"use engine='reference' or 'auto'.")
+    return Engine("reference", cell.forward_hoisted, cell.backward_hoisted)
