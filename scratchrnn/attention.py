@@ -161,9 +161,11 @@ class AttentionLSTM:
         return out, ((h, c), read, new_window), cache
 
     def _step_backward(self, dout, dcarry, cache):
-        """Undo one step. dout: (B, H) from above; dcarry: gradients at what the step
-        carried on ((dh, dc), dread, dwindow). Returns du (B, I') and the gradients at
-        what entered the step, in the same form."""
+        """Undo one step (docs/derivations.md, section 10, line by line).
+
+        dout: (B, H) from above; dcarry: gradients at what the step carried on
+        ((dh, dc), dread, dwindow). Returns du (B, I') and the gradients at what entered
+        the step, in the same form."""
         (dh_next, dc_next), dread, dwindow = dcarry
         p, g, H = self.attn, self.grads, self.hidden_size
         dout = dout + dwindow[:, -1]                                   # undo the shift: o_t's slot
@@ -236,7 +238,8 @@ class AttentionLSTM:
         T, B = len(self._caches), self._caches[0].u.shape[0]
         dys = self.xp.asarray(dy, dtype=self.dtype)
         if dys.shape != (T, B, self.hidden_size):
-            raise ShapeError(f"dy must have shape {(T, B, self.hidden_size)}, got {tuple(dys.shape)}.")
+            raise ShapeError(f"dy must have shape {(T, B, self.hidden_size)}, "
+                             f"got {tuple(dys.shape)}.")
         dT = self._as_state(dstate, B, "dstate")
         dcarry = ((dT.h[-1], dT.c[-1]), dT.read, dT.window)
         dus = self.xp.empty((T, B, self.top_input_size), dtype=self.dtype)

@@ -94,7 +94,7 @@ def softmax_cross_entropy(logits, targets):
     V = logits.shape[-1]
     flat_logits, flat_targets = logits.reshape(-1, V), targets.reshape(-1)
     loss, p = ops.cross_entropy(flat_logits, flat_targets)
-    dlogits = ops.cross_entropy_backward(p, flat_targets)                # undo softmax + NLL
+    dlogits = ops.cross_entropy_backward(p, flat_targets)      # undo softmax + NLL (section 1)
     return float(loss), dlogits.reshape(logits.shape)
 
 

@@ -97,7 +97,8 @@ class SequenceRegressor:
         k = positive_int("warm_start", warm_start)
         if self.output_size != self.rnn.input_size:
             raise ConfigError(f"free running feeds outputs back as inputs, so output_size "
-                              f"({self.output_size}) must equal input_size ({self.rnn.input_size}).")
+                              f"({self.output_size}) must equal input_size "
+                              f"({self.rnn.input_size}).")
         check_steppable(self.rnn)
         states = initial_cell_states(self.rnn, state, B)
         ys = self.xp.empty((T, B, self.output_size), dtype=self.dtype)
@@ -141,7 +142,8 @@ class SequenceRegressor:
         T, B = self._shape
         dys = self.xp.asarray(dys, dtype=self.dtype)
         if dys.shape != (T, B, self.output_size):
-            raise ShapeError(f"dys must have shape {(T, B, self.output_size)}, got {tuple(dys.shape)}.")
+            raise ShapeError(f"dys must have shape {(T, B, self.output_size)}, "
+                             f"got {tuple(dys.shape)}.")
         if self._cache is None:                                           # teacher forcing
             dhs = self.head.backward(dys.reshape(T * B, -1))              # undo y = h W + b
             return self.rnn.backward(dhs.reshape(T, B, -1), dstate)       # undo the scan (BPTT)
@@ -160,7 +162,8 @@ class SequenceRegressor:
             dy = dys[t] + dy_fed                                          # y_t's two uses
             self.head.grads["W"] += c.hs[t].T @ dy                        # undo h_t W
             self.head.grads["b"] += dy.sum(axis=0)                        # undo + b
-            dx, dstates = stack_step_backward(self.rnn, dy @ W.T, dstates, c.steps[t])  # undo the step
+            dh = dy @ W.T                                                 # into h_t
+            dx, dstates = stack_step_backward(self.rnn, dh, dstates, c.steps[t])  # undo the step
             if t >= c.warm_start:
                 dy_fed = dx                                               # undo input_t = y_{t-1}
             else:

@@ -129,7 +129,7 @@ def test_matches_a_pytorch_reference(backend, L):
 
 
 def test_first_step_from_zero_state_reads_nothing(backend):
-    """Zero window and read-out: scores are equal, α = 1/K, a_1 = 0, o_1 = h_1 W_out[:H] + b_out."""
+    """Zero window and read-out: equal scores, α = 1/K, a_1 = 0, o_1 = h_1 W_out[:H] + b_out."""
     H, K = 4, 5
     model = AttentionLSTM(3, H, num_layers=2, attn_length=K, backend=backend, dtype="float64",
                           seed=0)
