@@ -72,3 +72,40 @@ def test_flop_count_and_exponent_fit():
     assert gemm_flops("lstm", 1, 1, 1, 1) == 6 * 2 * 4
     k, scale = fit_exponent([1, 2, 4, 8], [3.0, 6.0, 12.0, 24.0])
     assert k == pytest.approx(1.0) and scale == pytest.approx(3.0)
+
+
+def test_train_throughput_quick_run_has_both_implementations_and_their_ratio(tmp_path):
+    pytest.importorskip("torch")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "benchmarks.train_throughput", "--quick", "--cells", "lstm",
+           "--threads", "1", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| lstm | scratchrnn |" in proc.stdout and "| lstm | PyTorch |" in proc.stdout
+    (path,) = tmp_path.glob("train_throughput-*-quick.json")
+    lstm = json.loads(path.read_text())["results"]["lstm"]
+    assert lstm["scratch"]["params"] == lstm["torch"]["params"]        # the same model
+    for impl in ("scratch", "torch"):
+        cps = lstm[impl]["chars_per_s"]
+        assert 0 < cps["min"] <= cps["median"] <= cps["max"]
+    ratio = lstm["scratch_over_torch"]
+    assert ratio["ratio_of_medians"] == pytest.approx(
+        lstm["scratch"]["chars_per_s"]["median"] / lstm["torch"]["chars_per_s"]["median"])
+    assert path.with_suffix(".md").exists()
+
+
+def test_learning_curve_quick_run_and_same_init_twin_equal_in_float64(tmp_path):
+    pytest.importorskip("torch")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "benchmarks.learning_curve", "--quick", "--forget-biases", "0",
+           "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "learning_curve-quick.json").read_text())
+    assert set(record["summary"]) == {"torch", "scratch-fb0", "scratch-torch-init"}
+    for rows in record["summary"].values():
+        assert all(r["min"] <= r["mean"] <= r["max"] and r["n"] == 2 for r in rows)
+    twin = record["twin_check"]
+    assert twin["steps"] == 5 and len(twin["traces"]["torch"]) == 5
+    assert twin["max_abs_diff"] < 1e-10          # the same algorithm: equal traces in float64
+    assert "| scratch-torch-init |" in (tmp_path / "learning_curve-quick.md").read_text()
