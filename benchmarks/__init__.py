@@ -1,4 +1,4 @@
-"""Benchmarks for scratchrnn (issue #4): ``python -m benchmarks --help``.
+"""Benchmarks for scratchrnn: ``python -m benchmarks --help``.
 
 Each implementation (scratchrnn NumPy fast/plain, scratchrnn CuPy, PyTorch CPU/CUDA,
 a naive per-step NumPy baseline) runs in its own worker process; the harness

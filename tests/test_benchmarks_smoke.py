@@ -68,7 +68,7 @@ def test_naive_baseline_matches_scratchrnn_gradients():
 
 
 def test_flop_count_and_exponent_fit():
-    from benchmarks.harness import fit_exponent, gemm_flops
+    from benchmarks.measuring import fit_exponent, gemm_flops
     assert gemm_flops("lstm", 1, 1, 1, 1) == 6 * 2 * 4
     k, scale = fit_exponent([1, 2, 4, 8], [3.0, 6.0, 12.0, 24.0])
     assert k == pytest.approx(1.0) and scale == pytest.approx(3.0)
