@@ -219,7 +219,7 @@ def _declared_members(zf, file_size):
 
 def _declared_member(zf, info):
     """The Member of one zip entry: its .npy header read, its data size checked, no data read."""
-    name = info.filename
+    name = info.filename[:-4]
     with zf.open(info) as f:
         version = _np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -227,20 +227,20 @@ def _declared_member(zf, info):
         elif version == (2, 0):
             shape, fortran, dtype = _np.lib.format.read_array_header_2_0(f)
         else:
-            raise _Refused(f"its member {name!r} is in .npy format {version}, which is not read")
+            raise _Refused(f"its array {name!r} is in .npy format {version}, which is not read")
         header_bytes = f.tell()
     if dtype.hasobject:
-        raise _Refused(f"its member {name!r} holds pickled objects, which are never loaded")
+        raise _Refused(f"its array {name!r} holds pickled objects, which are never loaded")
     if dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
-        raise _Refused(f"its member {name!r} has dtype {dtype.str!r}; only booleans, integers "
+        raise _Refused(f"its array {name!r} has dtype {dtype.str!r}; only booleans, integers "
                        f"and real floats are read")
     if not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise _Refused(f"its member {name!r} declares the shape {shape!r}")
+        raise _Refused(f"its array {name!r} declares the shape {shape!r}")
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes != info.file_size - header_bytes:
-        raise _Refused(f"its member {name!r} declares shape {shape} of {dtype.name} "
+        raise _Refused(f"its array {name!r} declares shape {shape} of {dtype.name} "
                        f"({nbytes:,} bytes) but holds {info.file_size - header_bytes:,} bytes")
-    return Member(name[:-4], tuple(shape), dtype, info)
+    return Member(name, tuple(shape), dtype, info)
 
 
 def _read_meta_bytes(zf, member):
@@ -257,9 +257,9 @@ def _read_member(zf, member):
     with zf.open(member.info) as f:
         a = _np.lib.format.read_array(f, allow_pickle=False)
         if f.read(1):
-            raise _Refused(f"its member {member.info.filename!r} has bytes after its array")
+            raise _Refused(f"its array {member.name!r} has bytes after its data")
     if a.shape != member.shape or a.dtype != member.dtype:
-        raise _Refused(f"its member {member.info.filename!r} changed while it was read")
+        raise _Refused(f"its array {member.name!r} changed while it was read")
     return a
 
 
