@@ -11,6 +11,7 @@ from __future__ import annotations
 from . import ops
 from .backend import CPU, host_rng
 from .errors import ConfigError
+from .validation import int_at_least, positive_float, positive_int
 
 STRATEGIES = ("sample", "argmax", "topk", "rand")
 
@@ -24,7 +25,11 @@ def choose_next(logits, strategy, rng, temperature=1.0, top_k=None):
     if strategy == "rand":                                 # uniform over the allowed tokens
         allowed = np.flatnonzero(np.isfinite(logits))
         return int(allowed[rng.integers(len(allowed))])
-    z = logits.astype(np.float64) / temperature
+    x = logits.astype(np.float64)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        # shift first so the best logit becomes 0: a tiny temperature sends the others to
+        # -inf (the argmax in the limit) instead of overflowing to inf - inf = NaN
+        z = (x - x.max()) / temperature
     if strategy == "topk":
         kth = np.sort(z)[-top_k]
         z = np.where(z >= kth, z, -np.inf)                 # keep the k best
@@ -32,16 +37,18 @@ def choose_next(logits, strategy, rng, temperature=1.0, top_k=None):
     return int(rng.choice(len(p), p=p / p.sum()))
 
 
-def validate_options(strategy, temperature, top_k, length):
+def validate_options(strategy, temperature, top_k, length, seed=None):
     """Raise ConfigError (one sentence) for settings that cannot work."""
     if strategy not in STRATEGIES:
         raise ConfigError(f"Unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
-    if not temperature > 0:
-        raise ConfigError(f"temperature must be positive, got {temperature!r}.")
-    if strategy == "topk" and (top_k is None or top_k < 1):
+    positive_float("temperature", temperature)
+    if strategy == "topk" and top_k is None:
         raise ConfigError("the topk strategy needs --top-k of at least 1.")
-    if length < 0:
-        raise ConfigError(f"length must be zero or positive, got {length!r}.")
+    if top_k is not None:
+        positive_int("top-k", top_k)
+    int_at_least("length", length, 0)
+    if seed is not None:
+        int_at_least("seed", seed, 0)
 
 
 def generate(model, vocab, length, prime="", strategy="sample", temperature=1.0, top_k=None,
@@ -52,7 +59,7 @@ def generate(model, vocab, length, prime="", strategy="sample", temperature=1.0,
     starts from the zero state and a random first token. Unknown characters in the
     prime raise DataError (from ``vocab.encode``).
     """
-    validate_options(strategy, temperature, top_k, length)
+    validate_options(strategy, temperature, top_k, length, seed)
     if top_k is not None:
         top_k = min(top_k, len(vocab))
     rng = host_rng(seed)

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from scratchrnn.analysis.features import CLOSERS, QUOTES, python_lex
 from scratchrnn.backend import CPU
-from scratchrnn.errors import ConfigError, DataError
+from scratchrnn.errors import ConfigError, DataError, ShapeError
+from scratchrnn.validation import positive_int
 
 np = CPU.xp
 
@@ -43,12 +44,11 @@ class NGramModel:
     """
 
     def __init__(self, order: int, vocab_chars):
-        if int(order) != order or order < 1:
-            raise ConfigError(f"n-gram order must be a positive integer, got {order!r}.")
+        order = positive_int("n-gram order", order)
         chars = list(dict.fromkeys(vocab_chars))
         if not chars:
             raise ConfigError("The n-gram vocabulary is empty.")
-        self.order = int(order)
+        self.order = order
         self.vocab = chars
         self.index = {ch: k for k, ch in enumerate(chars)}
         self.V = len(chars)
@@ -58,8 +58,9 @@ class NGramModel:
     def fit(self, train_text: str) -> "NGramModel":
         """Count all n-grams of ``train_text`` (every character must be in the vocabulary)."""
         x = self.encode(train_text)
-        if x.size < 1:
-            raise DataError("The n-gram training text is empty.")
+        if x.size < self.order:
+            raise DataError(f"An order-{self.order} n-gram model needs at least {self.order} "
+                            f"training characters, got {x.size}.")
         ctx_ids, ctx_keys = self._training_contexts(x)
         occurring = []  # per order m: sorted unique keys ctx_id*V + next over positions t >= m
         for m in range(self.order):
@@ -252,7 +253,7 @@ def error_breakdown(text: str, rnn_logp, ngram_logp, distance_edges=DISTANCE_EDG
     ngr = -np.asarray(ngram_logp, dtype=np.float64).reshape(-1)
     n = len(text)
     if rnn.shape != (max(n - 1, 0),) or ngr.shape != rnn.shape:
-        raise ValueError(f"rnn_logp and ngram_logp must both have shape ({max(n - 1, 0)},) "
+        raise ShapeError(f"rnn_logp and ngram_logp must both have shape ({max(n - 1, 0)},) "
                          f"for a text of {n} characters, got {rnn.shape} and {ngr.shape}.")
     cats, dist = _categorise(text, prefix)
     cats, dist = cats[1:], dist[1:]  # position t predicts text[t], t >= 1

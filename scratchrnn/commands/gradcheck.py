@@ -18,6 +18,7 @@ from ..cells import CELLS
 from ..errors import ConfigError
 from ..gradcheck import DEFAULT_TOL, check_layer, format_table
 from ..layers import LAYERS
+from ..validation import int_at_least, positive_float
 
 numpy = CPU.xp   # host NumPy, through the backend seam
 
@@ -105,6 +106,8 @@ def _sizes(seed, name, layers):
 
 def run(args) -> int:
     """Check every requested cell x engine x depth; print the table; 0 if all pass."""
+    int_at_least("--seed", args.seed, 0)
+    positive_float("--tol", args.tol)
     cells = args.cells if isinstance(args.cells, tuple) else _cells(args.cells)
     depths = args.layers if isinstance(args.layers, tuple) else _layers(args.layers)
     engine_arg = getattr(args, "engine", ENGINES)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ..sample import STRATEGIES, generate
+from ..sample import STRATEGIES, generate, validate_options
 from ..saved import load_model
 
 
@@ -25,6 +25,7 @@ def add_parser(sub):
 
 
 def run(args):
+    validate_options(args.strategy, args.temperature, args.top_k, args.length, args.seed)
     model, vocab, _ = load_model(args.checkpoint, backend=args.backend)
     text = generate(model, vocab, args.length, prime=args.prime, strategy=args.strategy,
                     temperature=args.temperature, top_k=args.top_k, seed=args.seed)
