@@ -1,7 +1,7 @@
 """The training run around the step: data, budget, evaluation, checkpoints, resume, progress.
 
     cfg = TrainConfig(source="python-docs", cell="gru", max_steps=500)
-    result = Trainer(cfg).run()            # or Trainer.resume("runs/x/last.npz", cfg).run()
+    result = Trainer(cfg).run()            # or Trainer.resume("runs/x/last.npz").run()
 
 Each step takes the next window (T, B), starts from zeros at an epoch start, else carries
 the state of the previous window, and calls ``train.train_step`` (loss -> backward ->
@@ -165,7 +165,7 @@ class _Progress:
 
 
 class Trainer:
-    """One training run; ``Trainer(cfg).run()`` or ``Trainer.resume(path, cfg).run()``."""
+    """One training run; ``Trainer(cfg).run()`` or ``Trainer.resume(path, overrides).run()``."""
 
     def __init__(self, cfg, _resume=None):
         self.cfg = cfg.validate()
@@ -196,7 +196,7 @@ class Trainer:
 
     # ------------------------------------------------------------- resuming
     @classmethod
-    def resume(cls, path, cfg=None, overrides=None):
+    def resume(cls, path, overrides=None):
         """Continue the run saved at ``path``. ``overrides`` (dict) may change the budget
         (max_steps, max_minutes, ...) but not the architecture or the data."""
         arrays, meta = read_run(path)
@@ -348,7 +348,6 @@ class Trainer:
                 reason = self._budget_left(started)
             if window_losses:                 # the tail since the last evaluation
                 p.elapsed_s += time.perf_counter() - started
-                started = time.perf_counter()
                 self._evaluate_and_save(sum(window_losses) / len(window_losses))
         finally:
             bar.close()

@@ -13,11 +13,13 @@ import pytest
 from scratchrnn import cli
 from scratchrnn.checkpoint import load_checkpoint
 from scratchrnn.corpora import load_corpus
-from scratchrnn.errors import ConfigError, DataError
+from scratchrnn.batching import BatchStream
+from scratchrnn.errors import ConfigError, DataError, TrainingDiverged
 from scratchrnn.model import CharLM
+from scratchrnn.optim import SGD, clip_grad_norm
 from scratchrnn.runner import TrainConfig, Trainer, prepare_data, step_seed
 from scratchrnn.saved import load_model
-from scratchrnn.train import evaluate
+from scratchrnn.train import evaluate, train_step
 from scratchrnn.vocab import unigram_entropy
 
 
@@ -108,7 +110,9 @@ def test_word_level_cli_train_then_eval(tmp_path, capsys):
                      "--max-steps", "6", "--eval-every", "3", "--max-minutes", "100",
                      "--sample-length", "5", "--no-progress", "--out", str(out)])
     assert code == 0
-    capsys.readouterr()
+    header = capsys.readouterr().out.splitlines()[0]
+    engine = CharLM(10, "lstm", hidden_size=8, num_layers=2).rnn.engine   # the engine auto picks
+    assert f"; backend numpy; engine {engine}; run dir " in header
     assert cli.main(["eval", str(out / "last.npz"), "--json", "--batch-size", "4",
                      "--seq-length", "6"]) == 0
     scores = json.loads(capsys.readouterr().out)
@@ -177,6 +181,33 @@ def test_training_is_deterministic(tmp_path):
     for k in a.params:
         np.testing.assert_array_equal(a.params[k], b.params[k])
     assert any(not np.array_equal(a.params[k], c.params[k]) for k in a.params)
+
+
+def test_train_step_is_loss_backward_clip_update():
+    """train_step equals its four steps done by hand: loss, backward, clip by global norm,
+    SGD update; it returns the loss before the update and the final state."""
+    batch = BatchStream(np.random.default_rng(1).integers(0, 7, size=200), 3, 5).next_batch()
+    a = CharLM(7, "gru", hidden_size=4, num_layers=2, dtype="float64", seed=3)
+    b = CharLM(7, "gru", hidden_size=4, num_layers=2, dtype="float64", seed=3)
+    loss, state = train_step(a, SGD(0.1), batch, a.initial_state(3), grad_clip=0.05)
+    want_loss, want_state = b.loss(batch.x, batch.y, b.initial_state(3))
+    b.backward()
+    assert clip_grad_norm(b.grads, 0.05) > 0.05                  # the clip really acted
+    assert loss == want_loss
+    np.testing.assert_array_equal(state, want_state)
+    for k in b.params:
+        np.testing.assert_allclose(a.params[k], b.params[k] - 0.1 * b.grads[k], rtol=1e-12, atol=1e-15)
+
+
+def test_train_step_stops_before_the_update_when_the_loss_is_not_finite():
+    model = CharLM(5, "lstm", hidden_size=3, num_layers=1, dtype="float64", seed=0)
+    model.params["head.b"][0] = np.inf
+    before = {k: v.copy() for k, v in model.params.items()}
+    batch = BatchStream(np.arange(40) % 5, 2, 4).next_batch()
+    with pytest.raises(TrainingDiverged, match="training loss became"), np.errstate(invalid="ignore"):
+        train_step(model, SGD(0.1), batch, model.initial_state(2), grad_clip=1.0)
+    for k, v in before.items():
+        np.testing.assert_array_equal(model.params[k], v)
 
 
 def test_evaluate_is_stateful_and_leaves_mode_alone():

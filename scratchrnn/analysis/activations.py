@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from scratchrnn import ops
 from scratchrnn.backend import CPU, backend_of
 from scratchrnn.errors import DataError
+from scratchrnn.validation import positive_int
 
 np = CPU.xp
 
@@ -89,8 +90,7 @@ def collect(model, ids, chunk=256, state=None, gates=True):
         raise DataError("The ids to analyse must be integers.")
     if int(ids.min()) < 0 or int(ids.max()) >= model.vocab_size:
         raise DataError(f"The ids must lie in 0..{model.vocab_size - 1} (the model's vocabulary).")
-    if not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a positive integer, got {chunk!r}.")
+    chunk = positive_int("chunk", chunk)
     cell = model.config["cell"]
     names = _names(cell) if gates else _names(cell)[:2 if cell == "lstm" else 1]
     N, H, L = ids.size, model.config["hidden_size"], model.config["num_layers"]

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..runner import TrainConfig, prepare_data
 from ..saved import load_model
 from ..train import evaluate
+from ..validation import positive_int
 
 
 def add_parser(sub):
@@ -27,8 +28,8 @@ def add_parser(sub):
 def run(args):
     for flag, value in (("batch-size", args.batch_size), ("seq-length", args.seq_len),
                         ("max-tokens", args.max_tokens)):
-        if value is not None and value < 1:
-            raise ConfigError(f"--{flag} must be a positive integer, got {value}.")
+        if value is not None:
+            positive_int(f"--{flag}", value)
     model, vocab, meta = load_model(args.checkpoint, backend=args.backend)
     if args.text is not None:
         from ..corpora import read_text_file

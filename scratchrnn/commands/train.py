@@ -128,7 +128,7 @@ def run(args):
     print(f"scratchrnn train: {cfg.num_layers}-layer {cfg.cell.upper()} (H={cfg.hidden_size}, "
           f"{m.num_params():,} parameters) on {cfg.source!r}: vocab {len(trainer.data.vocab)}, "
           f"{len(trainer.data.train):,} train / {len(trainer.data.val):,} val tokens; "
-          f"backend {m.backend.name}; run dir {cfg.out_dir}", flush=True)
+          f"backend {m.backend.name}; engine {m.rnn.engine}; run dir {cfg.out_dir}", flush=True)
     _show_sample(trainer, "sample before training", args.sample_length, cfg.seed)
     result = trainer.run()
     _show_sample(trainer, f"sample after {result.steps} steps", args.sample_length, cfg.seed)
