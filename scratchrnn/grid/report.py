@@ -10,7 +10,8 @@ bold. The findings check the paper's two conclusions on this run's val losses:
   recurrent weights of an RNN);
 - depth helps: for every (cell, size), 2 layers < 1 layer.
 
-The figure is val loss against parameter count (log scale), one line per cell type.
+The figure is val loss against parameter count (log scale): one colour per cell type, one
+line per depth through the sizes.
 """
 from __future__ import annotations
 
@@ -82,8 +83,7 @@ def markdown(spec, records, title):
     ok = [r for r in records.values() if r.get("status") == "ok"]
     failed = [r for r in records.values() if r.get("status") == "failed"]
     total = len(spec["cells"]) * len(spec["layers"]) * len(spec["sizes"]) * len(spec["seeds"])
-    budget = spec["budget"]
-    budget_text = f"{budget['steps']:,} steps" if budget.get("steps") else f"{budget['minutes']:g} minutes"
+    budget_text = _budget_text(spec)
     lines = [f"# {title}", "",
              f"Corpus `{os.path.basename(str(spec['shared'].get('source')))}`; every point trained for "
              f"{budget_text} (same budget each); {len(ok)} of {total} points finished, {len(failed)} failed. "
@@ -109,6 +109,11 @@ def markdown(spec, records, title):
     if ok:
         lines += ["![val loss against parameter count](results.png)", ""]
     return "\n".join(lines)
+
+
+def _budget_text(spec):
+    budget = spec["budget"]
+    return f"{budget['steps']:,} steps" if budget.get("steps") else f"{budget['minutes']:g} minutes"
 
 
 def _table(spec, records, split):
@@ -162,34 +167,36 @@ def _machines(records):
     return out or ["- none yet"]
 
 
-def plot(spec, records, path):
-    """Val loss against parameter count (log x), one line per cell, marker by depth -> PNG."""
+def plot(spec, records, path, title=None):
+    """Val loss against parameter count (log x) -> PNG at ``path``: one colour per cell, one
+    line per depth along the sizes (solid 1 layer, dashed 2, dotted 3), a marker per point."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     means = point_means(spec, records)
-    params = {}
-    for r in records.values():
-        if r.get("status") == "ok":
-            params[(r["cell"], r["layers"], r["size"])] = r["params"]
+    params = {(r["cell"], r["layers"], r["size"]): r["params"]
+              for r in records.values() if r.get("status") == "ok"}
     fig = Figure(figsize=(7, 4.5), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    markers = "os^Dv"
+    styles, markers = ("-", "--", ":", "-."), "os^D"
+    colours = {cell: f"C{i}" for i, cell in enumerate(spec["cells"])}
     for cell in spec["cells"]:
-        keys = sorted((k for k in means if k[0] == cell), key=lambda k: params[k])
-        if not keys:
-            continue
-        line, = ax.plot([params[k] for k in keys], [means[k] for k in keys], lw=1.2, alpha=0.8,
-                        label=cell.upper())
-        for k in keys:
-            ax.plot(params[k], means[k], markers[(spec["layers"].index(k[1])) % len(markers)],
-                    color=line.get_color(), ms=6)
-    for i, layers in enumerate(spec["layers"]):
-        ax.plot([], [], markers[i % len(markers)], color="gray", label=f"{layers} layer{'s' * (layers > 1)}")
+        for d, layers in enumerate(spec["layers"]):
+            keys = sorted((k for k in means if k[:2] == (cell, layers)), key=lambda k: params[k])
+            if keys:
+                ax.plot([params[k] for k in keys], [means[k] for k in keys], color=colours[cell],
+                        ls=styles[d % len(styles)], marker=markers[d % len(markers)], ms=6, lw=1.4)
+    for cell in spec["cells"]:
+        ax.plot([], [], color=colours[cell], lw=3, label=cell.upper())
+    for d, layers in enumerate(spec["layers"]):
+        ax.plot([], [], color="gray", ls=styles[d % len(styles)], marker=markers[d % len(markers)],
+                label=f"{layers} layer{'s' * (layers > 1)}")
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel("val loss (nats/char)")
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -201,4 +208,5 @@ def write_report(directory, spec, records, title="Grid results"):
     text = markdown(spec, records, title).encode("utf-8")
     write_atomically(os.path.join(directory, "results.md"), lambda f: f.write(text))
     if any(r.get("status") == "ok" for r in records.values()):
-        plot(spec, records, os.path.join(directory, "results.png"))
+        corpus = os.path.basename(str(spec["shared"].get("source")))
+        plot(spec, records, os.path.join(directory, "results.png"), f"{corpus}, {_budget_text(spec)} per point")
