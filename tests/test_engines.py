@@ -229,6 +229,50 @@ def test_cell_modules_import_no_engine(name):
     assert out.stdout.strip() == "", f"scratchrnn.cells.{name} imported {out.stdout.strip()}"
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_nan_propagates_through_the_fast_engine(fast, name, dtype):
+    """A NaN input reaches the outputs and gradients of its own sequence only (the C helper
+    is built without -ffast-math, so nothing assumes finite numbers), as in the book."""
+    cell = CELLS[name]
+    params, xs, state0, dys, dstateT = _random_problem(cell, 4, 2, 3, 5, dtype, 6,
+                                                       get_backend("numpy"))
+    xs[1, 0, 0] = np.nan
+    for engine in (fast(cell), _engine(cell, "reference")):
+        got = _run(cell, (params, xs, state0, dys, dstateT), engine, {})
+        assert np.isnan(got["ys"][1:, 0]).all() and np.isfinite(got["ys"][:, 1]).all()
+        assert np.isfinite(got["ys"][0]).all()
+        assert np.isnan(got["grads"]["W_h"]).any() and np.isnan(got["dxs"][:2, 0]).all()
+        assert np.isfinite(got["dxs"][:, 1]).all()
+
+
+def test_c_helper_and_cupy_kernels_share_one_source():
+    """Both are assembled from gate_math's statements; the C build has no -ffast-math."""
+    from scratchrnn.engines import cpu_compiled, gate_math
+    for op in gate_math.OPS.values():
+        body = gate_math.expand(op)
+        assert body in cpu_compiled.SOURCE
+        assert body in gate_math.cuda_kernel(op, "float")[2]
+    assert not any("fast-math" in f for f in cpu_compiled.FLAGS)
+
+
+def test_no_compiler_says_so_once_and_falls_back(monkeypatch, tmp_path):
+    from scratchrnn.engines import cpu_compiled
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setenv("SCRATCHRNN_CACHE", str(tmp_path))
+    monkeypatch.delenv("SCRATCHRNN_COMPILED", raising=False)
+    for attr, value in (("_lib", None), ("_tried", False), ("_error", None)):
+        monkeypatch.setattr(cpu_compiled, attr, value)
+    with pytest.warns(RuntimeWarning, match="compiled CPU step is off") as record:
+        assert not cpu_compiled.available()
+        assert not cpu_compiled.available()
+        assert numpy_fast.engine("lstm")[0] == "fast (numpy)"
+    assert len(record) == 1 and "\n" not in str(record[0].message)
+    layer = LAYERS["lstm"](2, 3, dtype="float64", seed=0)
+    assert layer.engine == "fast (numpy)"
+    layer.forward(np.ones((2, 1, 2)))
+
+
 # ------------------------------------------------------------------ CuPy
 CUPY_REASON = cupy_unavailable_reason()
 needs_cupy = pytest.mark.skipif(CUPY_REASON is not None, reason=str(CUPY_REASON))
@@ -297,9 +341,9 @@ class _EmulatedElementwiseKernel:
 
     workdir = None
 
-    def __init__(self, in_params, out_params, operation, name):
+    def __init__(self, in_params, out_params, operation, name, preamble=""):
         self.params = [p.split() for p in (in_params + ", " + out_params).split(",")]
-        self.operation, self.name = operation, name
+        self.operation, self.name, self.preamble = operation, name, preamble
         self.libs = {}
 
     def _lib(self, ctype):
@@ -307,7 +351,7 @@ class _EmulatedElementwiseKernel:
             return self.libs[ctype]
         args = ", ".join(f"{ctype}* {p[-1]}" if p[0] == "raw" else f"int {p[-1]}"
                          for p in self.params)
-        src = ("#include <cmath>\nusing std::tanh;\n"
+        src = ("#include <cmath>\n#include <cstddef>\nusing std::tanh;\n" + self.preamble +
                f'extern "C" void run(long n, {args}) {{\n'
                f"  for (long i = 0; i < n; ++i) {{\n{self.operation}\n  }}\n}}\n")
         base = f"{self.workdir}/{self.name}_{ctype}"
