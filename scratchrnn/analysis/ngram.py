@@ -58,8 +58,9 @@ class NGramModel:
     def fit(self, train_text: str) -> "NGramModel":
         """Count all n-grams of ``train_text`` (every character must be in the vocabulary)."""
         x = self.encode(train_text)
-        if x.size < 1:
-            raise DataError("The n-gram training text is empty.")
+        if x.size < self.order:
+            raise DataError(f"An order-{self.order} n-gram model needs at least {self.order} "
+                            f"training characters, got {x.size}.")
         ctx_ids, ctx_keys = self._training_contexts(x)
         occurring = []  # per order m: sorted unique keys ctx_id*V + next over positions t >= m
         for m in range(self.order):

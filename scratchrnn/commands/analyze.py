@@ -23,7 +23,7 @@ import sys
 import time
 
 from ..errors import ConfigError, DataError
-from ..validation import positive_int
+from ..validation import int_at_least, positive_int
 
 REPORT_FILES = ("report.html", "summary.json")
 
@@ -69,6 +69,13 @@ def choose_out_dir(checkpoint, out, force):
             and not os.path.exists(os.path.join(folder, "report.html")):
         raise ConfigError(f"The folder {folder!r} is not empty and holds no earlier report; choose "
                           f"another --out or pass --force (nothing in it is deleted).")
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):            # the nearest part of the path that exists
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"The report folder {folder!r} cannot be made: {existing!r} is a file.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"The report folder {folder!r} cannot be written: {existing!r} is not writable.")
     return folder
 
 
@@ -133,12 +140,17 @@ def run(args):
 
     for name in ("max_chars", "ngram_order", "ngram_chars"):
         positive_int(name.replace("_", "-"), getattr(args, name))
+    int_at_least("--seed", args.seed, 0)
     started = time.perf_counter()
     model, vocab, meta = load_model(args.checkpoint, backend=args.backend)
     if vocab.level != "char":
         raise ConfigError("analyze works on character-level checkpoints only; this one is word level.")
     out_dir = choose_out_dir(args.checkpoint, args.out, args.force)
     text, prefix, train_text, where = select_text(args, vocab, meta)
+    if train_text is not None and args.ngram_order > len(train_text):
+        raise ConfigError(f"--ngram-order {args.ngram_order} is longer than the n-gram model's "
+                          f"{len(train_text):,} training characters; choose a smaller order or a "
+                          f"larger --ngram-chars.")
     options = ReportOptions(ngram_order=args.ngram_order, seed=args.seed)
     result = analyze(model, vocab, text, out_dir, prefix=prefix, train_text=train_text, source=where,
                      options=options, title=f"Inside {os.path.basename(args.checkpoint)}")
