@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from .backend import BACKEND_NAMES, default_backend_name
@@ -79,9 +80,9 @@ def main(argv=None) -> int:
         message = os_error_sentence(err)
     except MemoryError:
         message = "Ran out of memory; choose smaller sizes (--rnn-size, --batch-size, ...)."
-    except KeyboardInterrupt:
-        print(f"scratchrnn {args.command}: interrupted.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:       # a run stopped by SIGINT/SIGTERM says where it saved
+        print(f"scratchrnn {args.command}: {str(err) or 'interrupted.'}", file=sys.stderr)
+        return 128 + getattr(err, "signum", signal.SIGINT)
     print(f"{prefix} {' '.join(message.split())}", file=sys.stderr)
     return 2
 

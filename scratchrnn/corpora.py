@@ -8,7 +8,9 @@ they are identical on every machine with the same Python version.
 """
 from __future__ import annotations
 
+import codecs
 import os
+import stat
 import sysconfig
 from functools import lru_cache
 
@@ -60,27 +62,51 @@ def load_corpus(name: str, max_chars: int | None = None) -> str:
     return _truncate(text, max_chars)
 
 
-def read_text_file(path) -> str:
-    """The whole of a UTF-8 text file (a leading byte-order mark is dropped; newlines kept as is).
+READ_CHUNK = 1 << 20    # bytes read at a time
 
-    Raises DataError when the path is missing, is a directory, cannot be read,
-    is empty, or is not valid UTF-8.
+
+def read_text_file(path, max_chars: int | None = None) -> str:
+    """A UTF-8 text file (a leading byte-order mark is dropped; newlines kept as is), at most
+    its first ``max_chars`` characters, read in bounded chunks: never more than about
+    4 bytes per character wanted (UTF-8's longest), whatever the file's size.
+
+    Raises DataError when the path is missing, is not a regular file (a directory, FIFO
+    or device, refused without opening it, so nothing blocks), cannot be read, is empty,
+    or is not valid UTF-8.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DataError(f"The text file {path!r} does not exist.")
-    if os.path.isdir(path):
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"The text file {path!r} does not exist.") from None
+    except OSError as exc:
+        raise DataError(f"The text file {path!r} cannot be read ({exc.strerror or exc}).") from None
+    if stat.S_ISDIR(info.st_mode):
         raise DataError(f"The path {path!r} is a directory, not a text file.")
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError(f"The path {path!r} is not a regular file (a pipe, socket or device); "
+                        f"save the text to a file first.")
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    parts, chars, offset = [], 0, 0
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            while max_chars is None or chars < max_chars:
+                want = READ_CHUNK if max_chars is None else min(READ_CHUNK, 4 * (max_chars - chars) + 4)
+                block = f.read(want)
+                part = decoder.decode(block, final=not block)
+                parts.append(part)
+                chars += len(part)
+                offset += len(block)
+                if not block:
+                    break
     except OSError as exc:
         raise DataError(f"The text file {path!r} cannot be read ({exc.strerror or exc}).") from exc
-    try:
-        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"The file {path!r} is not valid UTF-8 text "
-                        f"(bad byte at offset {exc.start}).") from exc
+                        f"(bad byte at offset {offset - len(block) + max(exc.start, 0)}).") from exc
+    text = "".join(parts)
+    if max_chars is not None:
+        text = text[:max_chars]
     if not text:
         raise DataError(f"The text file {path!r} is empty.")
     return text
@@ -90,7 +116,9 @@ def load_source(source: str, max_chars: int | None = None) -> str:
     """A corpus name from ``CORPORA`` or else the path of a UTF-8 file, as text."""
     if source in CORPORA:
         return load_corpus(source, max_chars)
-    return _truncate(read_text_file(source), max_chars)
+    if max_chars is not None:
+        positive_int("max_chars", max_chars)
+    return read_text_file(source, max_chars)
 
 
 def _truncate(text: str, max_chars: int | None) -> str:

@@ -16,22 +16,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import hashlib
 import math
 import os
+import signal
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from .backend import CPU, get_backend
 from .batching import BatchStream, split_ids
 from .checkpoint import checkpoint_name, save_checkpoint, write_atomically
 from .corpora import load_source
-from .errors import CheckpointError, ConfigError, DataError, TrainingDiverged
+from .errors import CheckpointError, ConfigError, DataError, ScratchRNNError, TrainingDiverged
+from .layers import LAYERS
 from .model import CharLM
 from .optim import LRSchedule, make_optimizer
-from .saved import KIND, read_run, split_arrays
+from .runfolder import RunLock, check_fresh, check_resume, remove_stale_temps
+from .saved import KIND, parameter_bytes, read_run, split_arrays
 from .train import LN2, evaluate, train_step
-from .validation import int_at_least, positive_int
+from .validation import finite_float, int_at_least, positive_float, positive_int
 from .vocab import Vocab
 
 ARCHITECTURE = ("source", "max_chars", "level", "max_vocab", "cell", "hidden_size", "num_layers",
@@ -88,15 +93,22 @@ class TrainConfig:
                 positive_int(_flag(name), getattr(self, name))
         int_at_least("embedding-size (0: one-hot)", self.embedding_size, 0)
         for name in ("max_epochs", "max_minutes"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ConfigError(f"{_flag(name)} must be positive, got {v!r}.")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr!r}.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        if self.grad_clip < 0 or self.clip_value < 0:
-            raise ConfigError("grad-clip and clip-value must be zero (off) or positive.")
+            if getattr(self, name) is not None:
+                positive_float(_flag(name), getattr(self, name))
+        positive_float("lr", self.lr)
+        finite_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        finite_float("forget-bias", self.forget_bias)
+        finite_float("lr-decay", self.lr_decay, 0.0, low_open=True)
+        int_at_least("lr-decay-after", self.lr_decay_after, 0)
+        int_at_least("seed", self.seed, 0)
+        for name in ("grad_clip", "clip_value"):
+            finite_float(f"{_flag(name)} (0: off)", getattr(self, name), 0.0)
+        if not isinstance(self.split, (tuple, list)) or len(self.split) != 3:
+            raise ConfigError(f"split must be three fractions, got {self.split!r}.")
+        for part in self.split:
+            finite_float("each --split fraction", part, 0.0, 1.0)
+        if self.cell not in LAYERS:
+            raise ConfigError(f"Unknown cell {self.cell!r}; choose one of {', '.join(LAYERS)}.")
         if self.level not in ("char", "word"):
             raise ConfigError(f"level must be 'char' or 'word', got {self.level!r}.")
         if self.max_steps is None and self.max_epochs is None and self.max_minutes is None:
@@ -124,6 +136,12 @@ class Splits:
     train: object
     val: object
     test: object
+    text: dict = field(default_factory=dict)   # {"chars": N, "sha256": hex} of the text used
+
+
+def text_fingerprint(text):
+    """{"chars": len(text), "sha256": hex digest of its UTF-8 bytes}: what a resume checks."""
+    return {"chars": len(text), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
 
 
 def prepare_data(cfg, vocab=None):
@@ -133,7 +151,49 @@ def prepare_data(cfg, vocab=None):
         vocab = Vocab.build(text, level=cfg.level, max_size=cfg.max_vocab)
     ids = vocab.encode(text, allow_unknown=cfg.level == "word")
     train, val, test = split_ids(ids, cfg.split)
-    return Splits(vocab, train, val, test)
+    return Splits(vocab, train, val, test, text_fingerprint(text))
+
+
+DIVERGENCE_FACTOR = 3.0     # a training loss above 3x the run's first loss stops it (char-rnn's rule)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run after its final checkpoint was written."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.signum = signum
+
+
+def memory_estimate(config, optimizer, batch_size, seq_len):
+    """Bytes a run of the model ``config`` needs, roughly: parameters, gradients and the
+    optimizer's state (2 slots for Adam, 1 for the others, none for plain SGD), plus the
+    activations of one window (T, B, G·H per layer, and the (T·B, V) logits)."""
+    params = parameter_bytes(config)
+    slots = {"adam": 2, "sgd": 1}.get(optimizer, 1)
+    itemsize = CPU.xp.dtype(config["dtype"]).itemsize
+    H, L, V = config["hidden_size"], config["num_layers"], config["vocab_size"]
+    activations = seq_len * batch_size * (6 * H * L + 3 * V) * itemsize
+    return params * (2 + slots) + activations
+
+
+def _available_memory():
+    """Bytes of memory this machine has free (or in all), or None where it cannot tell."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n):
+    return f"{n / 2**30:,.1f} GiB"
 
 
 def step_seed(seed, step):
@@ -162,6 +222,8 @@ class _Progress:
     best_path: str | None = None
     evals_since_best: int = 0
     history: dict = field(default_factory=lambda: {"train": [], "val": []})
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    first_loss: float | None = None      # the run's first training loss (divergence rule)
 
 
 class Trainer:
@@ -177,6 +239,7 @@ class Trainer:
         if len(self.data.val) < 2:      # refuse now, not at the first evaluation, steps later
             raise DataError(f"The val split has {len(self.data.val)} tokens but at least 2 are "
                             f"needed to evaluate; use a longer text or a larger val fraction in --split.")
+        self._check_memory()
         self.model = CharLM(len(self.data.vocab), cfg.cell, cfg.hidden_size, cfg.num_layers,
                             cfg.embedding_size, cfg.dropout, cfg.nonlinearity, cfg.forget_bias,
                             backend=self.backend, dtype=cfg.dtype, seed=cfg.seed)
@@ -184,30 +247,51 @@ class Trainer:
         self.schedule = LRSchedule(cfg.lr, cfg.lr_decay, cfg.lr_decay_after)
         self.progress = _Progress()
         self.state = None
-        if os.path.exists(cfg.out_dir) and not os.path.isdir(cfg.out_dir):
-            raise ConfigError(f"The output path {cfg.out_dir!r} is a file, not a directory; "
-                              f"choose another --out.")
+        self._stop_signal = None
         if _resume is not None:
             self._restore(_resume)
-        elif os.path.exists(os.path.join(cfg.out_dir, "last.npz")):
-            raise ConfigError(f"The output directory {cfg.out_dir!r} already holds a run; resume it "
-                              f"with --resume {os.path.join(cfg.out_dir, 'last.npz')} or choose "
-                              f"another --out.")
+            check_resume(cfg.out_dir, _resume["path"], self.progress.run_id, self.progress.step,
+                         branch=_resume["branch"])
+        else:
+            check_fresh(cfg.out_dir)
+
+    def _check_memory(self):
+        """Refuse sizes whose memory estimate exceeds what the machine has, before allocating."""
+        cfg = self.cfg
+        config = {"vocab_size": len(self.data.vocab), "cell": cfg.cell, "hidden_size": cfg.hidden_size,
+                  "num_layers": cfg.num_layers, "embedding_size": cfg.embedding_size, "dtype": cfg.dtype}
+        need, have = memory_estimate(config, cfg.optimizer, cfg.batch_size, cfg.seq_len), _available_memory()
+        if have is not None and need > have:
+            raise ConfigError(f"This model would need about {_gib(need)} of memory (parameters, "
+                              f"gradients, optimizer state and one window's activations) but "
+                              f"{_gib(have)} is available; choose smaller sizes (--rnn-size, "
+                              f"--embedding-size, --num-layers, --batch-size, --seq-length).")
 
     # ------------------------------------------------------------- resuming
     @classmethod
     def resume(cls, path, overrides=None):
         """Continue the run saved at ``path``. ``overrides`` (dict) may change the budget
         (max_steps, max_minutes, ...) but not the architecture or the data."""
+        path = os.fspath(path)
+        if not path:
+            raise ConfigError("--resume needs the path of a checkpoint, got an empty string.")
         arrays, meta = read_run(path)
-        saved = TrainConfig.from_json(meta["train"])
-        for key, value in (overrides or {}).items():
+        try:
+            saved = TrainConfig.from_json(meta["train"]).validate()
+        except (ScratchRNNError, TypeError) as err:
+            raise CheckpointError(f"The checkpoint {path!r} has an unusable training section "
+                                  f"({str(err).rstrip('.')}).") from None
+        overrides = dict(overrides or {})
+        branch = "out_dir" in overrides
+        overrides.setdefault("out_dir", os.path.dirname(os.path.abspath(path)))
+        for key, value in overrides.items():
             if key in ARCHITECTURE and value != getattr(saved, key):
-                raise CheckpointError(f"The checkpoint {str(path)!r} was trained with "
+                raise CheckpointError(f"The checkpoint {path!r} was trained with "
                                       f"{key}={getattr(saved, key)!r}, but this run asks for "
                                       f"{key}={value!r}; it belongs to another architecture.")
             setattr(saved, key, value)
-        resume = {"vocab": Vocab.from_json(meta["vocab"]), "arrays": arrays, "meta": meta, "path": str(path)}
+        resume = {"vocab": Vocab.from_json(meta["vocab"]), "arrays": arrays, "meta": meta,
+                  "path": path, "branch": branch}
         return cls(saved, _resume=resume)
 
     def _restore(self, resume):
@@ -218,9 +302,16 @@ class Trainer:
             self.stream.load_state_dict(meta["stream"])
             p = meta["progress"]
             self.progress = _Progress(p["step"], p["elapsed_s"], p["best_val"], p["best_path"],
-                                      p["evals_since_best"], meta["history"])
+                                      p["evals_since_best"], meta["history"],
+                                      p.get("run_id") or _Progress().run_id, p.get("first_loss"))
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise CheckpointError(f"The checkpoint {resume['path']!r} cannot be resumed ({exc}).") from None
+        saved_text = meta.get("text")
+        if isinstance(saved_text, dict) and saved_text != self.data.text:
+            raise CheckpointError(f"The training text of {resume['path']!r} has changed since it was "
+                                  f"saved ({saved_text.get('chars')} characters then, "
+                                  f"{self.data.text['chars']} now, and another SHA-256); resuming "
+                                  f"would continue on a different text.")
         state = split_arrays(arrays, "state")
         if state:
             h = self.backend.asarray(state["h"])
@@ -241,8 +332,9 @@ class Trainer:
                 "vocab": self.data.vocab.to_json(), "stream": self.stream.state_dict(),
                 "optim": opt_meta, "history": p.history,
                 "progress": {"step": p.step, "elapsed_s": p.elapsed_s, "best_val": p.best_val,
-                             "best_path": p.best_path, "evals_since_best": p.evals_since_best},
-                "epoch": self.stream.epoch_progress}
+                             "best_path": p.best_path, "evals_since_best": p.evals_since_best,
+                             "run_id": p.run_id, "first_loss": p.first_loss},
+                "text": self.data.text, "epoch": self.stream.epoch_progress}
         save_checkpoint(path, arrays, meta)
 
     def _kept(self):
@@ -309,47 +401,112 @@ class Trainer:
         self.progress.step += 1
         return loss
 
+    def _check_divergence(self, loss):
+        """Stop (TrainingDiverged) when the training loss exceeds DIVERGENCE_FACTOR times the
+        run's first loss: the model is blowing up, though its loss may still be finite."""
+        p = self.progress
+        if p.first_loss is None:
+            p.first_loss = loss
+        elif loss > DIVERGENCE_FACTOR * p.first_loss:
+            raise TrainingDiverged(f"The training loss became {loss:.4g} at step {p.step}, more than "
+                                   f"{DIVERGENCE_FACTOR:g} x the first loss {p.first_loss:.4g}; training "
+                                   f"stopped and {self._kept()} (try a smaller --lr or --grad-clip).")
+
+    def _on_signal(self, signum, frame):
+        """SIGINT/SIGTERM: finish the current step, then save and stop (a second one stops now)."""
+        if self._stop_signal is not None:
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+
+    def _stop_for_signal(self):
+        """Write the final checkpoint (atomically) and raise Interrupted saying where it is."""
+        cfg, p = self.cfg, self.progress
+        last = os.path.join(cfg.out_dir, "last.npz")
+        self._save(last)
+        self._write_history()
+        name = signal.Signals(self._stop_signal).name
+        raise Interrupted(f"Stopped by {name} at step {p.step}; the run is saved in {last!r} "
+                          f"(continue it with: scratchrnn train --resume {last}).", self._stop_signal)
+
+    def _progress_bar(self, started):
+        """tqdm over steps (max_steps as the total) or, under a time budget alone, over
+        seconds with the budget as the total, so the bar has an end and an ETA."""
+        from tqdm import tqdm
+        cfg, p = self.cfg, self.progress
+        common = dict(disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True, leave=True)
+        if cfg.max_steps is None and cfg.max_minutes is not None:
+            budget = 60.0 * cfg.max_minutes
+            bar = tqdm(total=round(budget, 1), initial=round(min(p.elapsed_s, budget), 1), unit="s",
+                       bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]",
+                       **common)
+            return bar, lambda: min(budget, p.elapsed_s + time.perf_counter() - started)
+        return tqdm(total=cfg.max_steps, initial=p.step, unit="step", **common), lambda: p.step
+
     def run(self):
         """Train until the budget is spent; returns a TrainResult."""
-        from tqdm import tqdm
-
-        cfg, p = self.cfg, self.progress
+        cfg = self.cfg
         try:
             os.makedirs(cfg.out_dir, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"Cannot create the run directory {cfg.out_dir!r} "
                               f"({exc.strerror or exc}).") from None
+        with RunLock(cfg.out_dir):
+            remove_stale_temps(cfg.out_dir)
+            handlers = {}
+            if threading_main():
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    handlers[sig] = signal.signal(sig, self._on_signal)
+            try:
+                return self._run_locked()
+            finally:
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
+
+    def _run_locked(self):
+        cfg, p = self.cfg, self.progress
         self.model.train()
         started = time.perf_counter()
         tokens_per_step = cfg.batch_size * cfg.seq_len
-        bar = tqdm(total=cfg.max_steps, initial=p.step, disable=not cfg.progress, file=sys.stderr,
-                   unit="step", dynamic_ncols=True, leave=True)
+        unit = self.data.vocab.level
+        bar, position = self._progress_bar(started)
         window_losses, window_start = [], time.perf_counter()
         reason = self._budget_left(started)
         try:
             while reason is None:
                 loss = self.train_step()
+                self._check_divergence(loss)
                 window_losses.append(loss)
                 if p.step % 10 == 0:
                     p.history["train"].append({"step": p.step, "loss": loss})
                 now = time.perf_counter()
                 rate = len(window_losses) * tokens_per_step / max(now - window_start, 1e-9)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / LN2:.3f}", chars_s=f"{rate:,.0f}",
-                                refresh=False)
+                bar.update(position() - bar.n)
+                bar.set_postfix({"loss": f"{loss:.3f}", f"bits/{unit}": f"{loss / LN2:.3f}",
+                                 f"{unit}s/s": f"{rate:,.0f}"}, refresh=False)
+                if self._stop_signal is not None:
+                    p.elapsed_s += now - started
+                    self._stop_for_signal()
                 if p.step % cfg.eval_every == 0:
                     p.elapsed_s += now - started
                     started = now
                     scores = self._evaluate_and_save(sum(window_losses) / len(window_losses))
                     bar.write(f"step {p.step}  epoch {self.stream.epoch_progress:.2f}  "
-                              f"train {window_losses[-1]:.3f}  val {scores['loss']:.4f} nats "
-                              f"({scores['bpc']:.3f} bpc)  {rate:,.0f} chars/s", file=sys.stderr)
+                              f"train {window_losses[-1]:.3f}  val {scores['loss']:.4f} nats/{unit} "
+                              f"({scores['bpc']:.3f} bits/{unit})  {rate:,.0f} {unit}s/s", file=sys.stderr)
                     window_losses, window_start = [], time.perf_counter()
                 reason = self._budget_left(started)
             if window_losses:                 # the tail since the last evaluation
                 p.elapsed_s += time.perf_counter() - started
                 self._evaluate_and_save(sum(window_losses) / len(window_losses))
+            if self._stop_signal is not None:
+                self._stop_for_signal()
         finally:
             bar.close()
         return TrainResult(self.model, self.data.vocab, p.history,
                            os.path.join(cfg.out_dir, "last.npz"), p.best_path, p.best_val, reason, p.step)
+
+
+def threading_main():
+    """Whether this is the main thread (the only one that may set signal handlers)."""
+    import threading
+    return threading.current_thread() is threading.main_thread()

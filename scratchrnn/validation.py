@@ -37,8 +37,8 @@ def finite_float(name, value, low=None, high=None, low_open=False, high_open=Fal
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
+        left = "(" if low_open or low is None else "["
+        right = ")" if high_open or high is None else "]"
         lo = "-inf" if low is None else repr(low)
         hi = "inf" if high is None else repr(high)
         raise ConfigError(f"{name} must be in {left}{lo}, {hi}{right}, got {value!r}.")
@@ -47,4 +47,7 @@ def finite_float(name, value, low=None, high=None, low_open=False, high_open=Fal
 
 def positive_float(name, value):
     """``value`` as a finite float > 0."""
-    return finite_float(name, value, low=0.0, low_open=True)
+    value = finite_float(name, value)
+    if not value > 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}.")
+    return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import time
 
 from ..runner import TrainConfig, Trainer
@@ -114,9 +115,19 @@ def _show_sample(trainer, title, length, seed):
     print("-" * 67, flush=True)
 
 
+def suggested_prime(vocab, train_ids, limit=2000):
+    """A prime taken from the training text: the start of its first non-blank line (8
+    characters, or 2 words at word level), so the suggestion fits the text trained on."""
+    head = vocab.decode(train_ids[:limit])
+    line = next((ln for ln in head.splitlines() if ln.strip()), head)
+    if vocab.level == "word":
+        return " ".join(line.split()[:2])
+    return line.lstrip()[:8] or line[:8]
+
+
 def run(args):
     given = _overrides(args)
-    if args.resume:
+    if args.resume is not None:
         trainer = Trainer.resume(args.resume, overrides=given)
     else:
         cfg = TrainConfig(**given)
@@ -133,10 +144,13 @@ def run(args):
     result = trainer.run()
     _show_sample(trainer, f"sample after {result.steps} steps", args.sample_length, cfg.seed)
     last = result.history["val"][-1] if result.history["val"] else None
+    unit = trainer.data.vocab.level                    # char or word: the loss is per token
     if last:
-        print(f"val loss {last['loss']:.4f} nats/char = {last['bpc']:.3f} bits/char "
+        print(f"val loss {last['loss']:.4f} nats/{unit} = {last['bpc']:.3f} bits/{unit} "
               f"(perplexity {last['perplexity']:.2f}, accuracy {last['accuracy']:.1%}); "
               f"best val {result.best_val:.4f}; stopped: {result.stopped_because}")
     print(f"checkpoints: {result.last_path}" + (f", best {result.best_path}" if result.best_path else ""))
-    print(f"next: scratchrnn sample {result.best_path or result.last_path} --prime 'def '")
+    prime = suggested_prime(trainer.data.vocab, trainer.data.train)
+    print(f"next: scratchrnn sample {shlex.quote(result.best_path or result.last_path)} "
+          f"--prime {shlex.quote(prime)}")
     return 0
