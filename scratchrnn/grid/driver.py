@@ -24,7 +24,7 @@ import os
 from ..checkpoint import write_atomically
 from ..errors import ConfigError
 from .lock import GridLock, check_free
-from .points import count_params
+from .points import step_cost
 from .progress import GridProgress
 from .report import findings, verdict, write_report
 from .results import append_record, read_records
@@ -45,7 +45,8 @@ def run_grid(spec, out_dir, executor, progress=True, retry_failed=False, say=pri
     points = spec.points(out_dir)
     skip = {"ok", "failed"} if not retry_failed else {"ok"}
     todo = [p for p in points if records.get(p.name, {}).get("status") not in skip]
-    todo.sort(key=lambda p: -count_params(p.cell, p.layers, p.size, vocab_size=100))   # longest first
+    cost = {p.name: step_cost(p.cell, p.layers, p.size) for p in todo}
+    todo.sort(key=lambda p: -cost[p.name])                          # the longest points first
     with executor:
         try:
             os.makedirs(out_dir, exist_ok=True)
@@ -60,7 +61,7 @@ def run_grid(spec, out_dir, executor, progress=True, retry_failed=False, say=pri
             dashboard = getattr(executor, "dashboard", None)
             if dashboard:
                 say(f"Dask dashboard: {dashboard}")
-            _run_points(out_dir, merged, records, todo, executor, GridProgress(len(points), done, progress))
+            _run_points(out_dir, merged, records, todo, executor, GridProgress(len(points), done, cost, progress))
             write_report(out_dir, merged, records)
     mine = {p.name: records[p.name] for p in points if p.name in records}
     failed = [r for r in mine.values() if r.get("status") != "ok"]
