@@ -77,7 +77,11 @@ def _run_points(out_dir, spec_json, records, todo, executor, progress):
              for p in todo]
     try:
         progress.update(running=0)
+        by_name = {p.name: p for p in todo}
         for _task, record in executor.run(tasks):
+            point = by_name[record["name"]]        # every record, failed ones too, says what it was
+            record = {"cell": point.cell, "layers": point.layers, "size": point.size, "seed": point.seed,
+                      "budget": spec_json["budget"], "config": point.train, **record}
             append_record(out_dir, record)
             records[record["name"]] = record
             write_report(out_dir, spec_json, records)
