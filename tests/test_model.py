@@ -209,7 +209,7 @@ def test_model_gradcheck_with_mask_only_and_no_final_state_gradient(cell):
 def test_model_gradcheck_relu_rnn():
     model = make_model("rnn", 3, nonlinearity="relu", seed=4)
     ids, targets, mask, states, w_states = random_problem(model, seed=4, masked=True)
-    region = lambda: np.concatenate([(c.hs > 0).ravel() for c in model.rnn._caches])  # noqa: E731
+    region = lambda: np.concatenate([(c.hs > 0).ravel() for c in model.rnn.caches])  # noqa: E731
     rows = model_gradcheck(model, ids, targets, mask, states, w_states, region=region)
     assert sum(r.skipped for r in rows) < 10
 
