@@ -256,7 +256,7 @@ def main(args, backend, answers):
                     f"{k} {final[k]:.3g} vs {med[k]:.3g}" for k in results)
                 + ". Teacher-forced training losses are one-step errors; only the sampling "
                 "loss measures what generation needs.", None)
-    whole = f"U=all"
+    whole = "U=all"
     hard, easy = gm[f"FR k=2 {whole}"], gm["FR k=10 U=30"]
     answers.add("Does free running with warm start 2 on the whole sequence break training "
                 "(the notebook's expectation)?",
@@ -277,10 +277,11 @@ def main(args, backend, answers):
                 f"sampling MSE with U=30 divided by that with the whole period: teacher forcing "
                 f"x{u_effect['TF']:.3g}, free running x{u_effect['FR']:.3g} (above 1: the "
                 f"short unroll, which never sees a whole period, generates worse).", None)
+    spread = {k: max(r["sampling"] for r in v) / max(min(r["sampling"] for r in v), 1e-12)
+              for k, v in results.items()}
     answers.add("Does the seed matter (the notebook's 'run it several times')?",
-                "largest/smallest sampling MSE over seeds per setting: " + "; ".join(
-                    f"{k} x{max(r['sampling'] for r in v) / max(min(r['sampling'] for r in v), 1e-12):.3g}"
-                    for k, v in results.items()) + ".", None)
+                "largest/smallest sampling MSE over seeds per setting: "
+                + "; ".join(f"{k} x{v:.3g}" for k, v in spread.items()) + ".", None)
 
 
 # %%
