@@ -30,14 +30,20 @@ _TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")   # write_atomically's mkste
 
 
 def pid_alive(pid):
-    """Whether a process with this id exists on this machine."""
+    """Whether a process with this id runs on this machine (a zombie, killed but not yet
+    reaped by its parent, does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:            # exists, owned by someone else
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
         return True
-    return True
 
 
 def _lock_holder(directory):

@@ -344,3 +344,251 @@ def test_unknown_backend_in_the_environment_subprocess(good_run, tmp_path):
     p = subprocess.run(_command() + ["sample", str(good_run / "last.npz")], capture_output=True,
                        text=True, env=env(SCRATCHRNN_BACKEND="gpu0"), timeout=120, cwd=tmp_path)
     assert_one_sentence(p.returncode, p.stderr, "sample", "SCRATCHRNN_BACKEND")
+
+
+# ====================================================================== training
+def train_args(out, *extra, text=None):
+    source = ["--text", str(text)] if text else ["--corpus", "python-docs", "--max-chars", "3000"]
+    return ["train", *source, *SMALL, "--out", str(out), *extra]
+
+
+@pytest.mark.parametrize("flags,fragments", [
+    (["--forget-bias", "inf"], ["forget-bias", "finite"]),
+    (["--forget-bias", "nan"], ["forget-bias", "finite"]),
+    (["--lr", "nan"], ["lr", "finite"]),
+    (["--lr", "inf"], ["lr", "finite"]),
+    (["--dropout", "nan"], ["dropout"]),
+    (["--grad-clip", "inf"], ["grad-clip"]),
+    (["--clip-value", "nan"], ["clip-value"]),
+    (["--lr-decay", "0"], ["lr-decay"]),
+    (["--lr-decay", "nan"], ["lr-decay"]),
+    (["--lr-decay-after", "-1"], ["lr-decay-after"]),
+    (["--max-minutes", "nan"], ["max-minutes"]),
+    (["--max-minutes", "inf"], ["max-minutes"]),
+    (["--max-epochs", "-1"], ["max-epochs"]),
+    (["--seed=-1"], ["seed", ">= 0"]),
+    (["--split", "0.9,nan,0.1"], ["split"]),
+    (["--embedding-size", "1000000000"], ["GiB", "memory"]),
+    (["--rnn-size", "300000"], ["GiB", "memory"]),
+    (["--resume", ""], ["--resume", "empty"]),
+], ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0].startswith("--") else None)
+def test_training_numbers_are_checked_before_any_folder_is_made(tmp_path, capsys, flags, fragments):
+    out = tmp_path / "out"
+    code, _, err = run_in_process(train_args(out, *flags), capsys)
+    assert_one_sentence(code, err, "train", *fragments)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "/dev/zero", "directory"])
+def test_only_regular_files_are_read_as_text(tmp_path, capsys, kind):
+    path = {"FIFO": tmp_path / "fifo.txt", "/dev/zero": "/dev/zero", "directory": tmp_path}[kind]
+    if kind == "FIFO":
+        os.mkfifo(path)
+    out = tmp_path / "out"
+    code, _, err = run_in_process(train_args(out, text=path), capsys)
+    assert_one_sentence(code, err, "train", "directory" if kind == "directory" else "not a regular file")
+    assert not out.exists()
+
+
+def test_a_huge_text_is_read_only_up_to_max_chars(tmp_path):
+    from scratchrnn.corpora import read_text_file
+    path = tmp_path / "big.txt"
+    with open(path, "wb") as f:
+        f.write("\u00e9a".encode() * (8 << 20))                   # 24 MiB
+    import tracemalloc
+    tracemalloc.start()
+    text = read_text_file(path, 1000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert text == "\u00e9a" * 500 and peak < 1 << 20
+
+
+def test_a_folder_with_the_users_files_is_not_written_into(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "history.json").write_text("[my notes]")
+    (out / "loss.png").write_bytes(b"\x89PNG my picture")
+    before = snapshot(out)
+    code, _, err = run_in_process(train_args(out), capsys)
+    assert_one_sentence(code, err, "train", "not empty", "history.json")
+    assert snapshot(out) == before
+
+
+def test_resuming_a_copied_run_leaves_the_original_alone(good_run, tmp_path, capsys):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(good_run, copy)
+    before = snapshot(good_run)
+    code, _, err = run_in_process(["train", "--resume", copy / "last.npz", "--max-steps", "6"], capsys)
+    assert code == 0, err
+    assert snapshot(good_run) == before
+    _, meta = load_checkpoint(copy / "last.npz")
+    assert meta["progress"]["step"] == 6 and meta["train"]["out_dir"] == str(copy)
+
+
+def test_resume_into_a_folder_of_another_run_is_refused(good_run, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert run_in_process(train_args(other, "--seed", "5"), capsys)[0] == 0
+    before = snapshot(good_run, other)
+    code, _, err = run_in_process(["train", "--resume", good_run / "last.npz", "--out", other,
+                                   "--max-steps", "6"], capsys)
+    assert_one_sentence(code, err, "train", "another run")
+    assert snapshot(good_run, other) == before
+
+
+def test_resuming_an_older_checkpoint_in_place_is_refused_but_may_branch(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_in_process(train_args(run), capsys)[0] == 0          # evaluations at steps 2, 4
+    first = [p for p in run.glob("lm_epoch*.npz") if load_checkpoint(p)[1]["progress"]["step"] == 2]
+    assert first, "no checkpoint of step 2"
+    before = snapshot(run)
+    code, _, err = run_in_process(["train", "--resume", first[0], "--max-steps", "8"], capsys)
+    assert_one_sentence(code, err, "train", "rewind", "--out")
+    assert snapshot(run) == before
+    branch = tmp_path / "branch"
+    code, _, err = run_in_process(["train", "--resume", first[0], "--max-steps", "8",
+                                   "--out", branch], capsys)
+    assert code == 0, err
+    assert snapshot(run) == before and (branch / "last.npz").exists()
+
+
+def test_a_live_lock_refuses_a_second_writer_and_a_dead_one_is_taken_over(good_run, tmp_path, capsys):
+    import shutil
+    import socket
+    copy = tmp_path / "copy"
+    shutil.copytree(good_run, copy)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (copy / "train.lock").write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname()}))
+        before = snapshot(copy)
+        code, _, err = run_in_process(["train", "--resume", copy / "last.npz", "--max-steps", "6"], capsys)
+        assert_one_sentence(code, err, "train", "in use", str(sleeper.pid))
+        assert snapshot(copy) == before
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    code, _, err = run_in_process(["train", "--resume", copy / "last.npz", "--max-steps", "6"], capsys)
+    assert code == 0, err                                   # the dead process's lock is stale
+    assert not (copy / "train.lock").exists()
+
+
+def test_stale_temporary_files_are_removed_by_the_next_run(good_run, tmp_path, capsys):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(good_run, copy)
+    (copy / ".last.npz.k3j_x9q2.tmp").write_bytes(b"half a checkpoint")
+    (copy / ".history.json.ab12cd34.tmp").write_bytes(b"[")
+    code, _, err = run_in_process(["train", "--resume", copy / "last.npz", "--max-steps", "6"], capsys)
+    assert code == 0, err
+    assert not [n for n in os.listdir(copy) if n.endswith(".tmp")]
+
+
+def test_resume_on_a_changed_text_is_refused(tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog.\n" * 80)
+    run = tmp_path / "run"
+    assert run_in_process(train_args(run, text=text), capsys)[0] == 0
+    text.write_text("The quick brown fox jumps over the lazy cat.\n" * 80)
+    before = snapshot(run)
+    code, _, err = run_in_process(["train", "--resume", run / "last.npz", "--max-steps", "6"], capsys)
+    assert_one_sentence(code, err, "train", "has changed")
+    assert snapshot(run) == before
+
+
+def test_a_huge_but_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(good_run, tmp_path,
+                                                                            capsys, monkeypatch):
+    """A model blowing up (loss 10x its start, still finite) is stopped by the 3x rule."""
+    import shutil
+    from scratchrnn import runner
+    copy = tmp_path / "copy"
+    shutil.copytree(good_run, copy)
+    before = snapshot(copy)
+    real = runner.train_step
+
+    def blowing_up(*args, **kwargs):
+        loss, state = real(*args, **kwargs)
+        return loss * 10.0, state
+    monkeypatch.setattr(runner, "train_step", blowing_up)
+    code, _, err = run_in_process(["train", "--resume", copy / "last.npz", "--max-steps", "9",
+                                   "--eval-every", "100"], capsys)
+    assert_one_sentence(code, err, "train", "3 x the first loss", "kept")
+    assert snapshot(copy) == before
+
+
+def test_the_next_line_suggests_a_prime_from_the_training_text(tmp_path, capsys):
+    text = tmp_path / "play.txt"
+    text.write_text("HAMLET. To be, or not to be, that is the question.\n" * 60)
+    code, out, err = run_in_process(train_args(tmp_path / "run", text=text), capsys)
+    assert code == 0, err
+    nxt = out.strip().splitlines()[-1]
+    assert nxt.startswith("next: scratchrnn sample ") and "--prime 'HAMLET. '" in nxt
+    assert "def " not in nxt
+
+
+def test_word_level_runs_report_per_word(tmp_path, capsys):
+    text = tmp_path / "words.txt"
+    text.write_text("the cat sat on the mat and the dog sat on the log\n" * 60)
+    code, out, err = run_in_process(train_args(tmp_path / "run", "--level", "word", text=text), capsys)
+    assert code == 0, err
+    assert "nats/word" in out and "bits/word" in out and "nats/char" not in out
+
+
+def test_a_time_budget_is_the_progress_bars_total():
+    from scratchrnn.runner import TrainConfig, Trainer
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        t = Trainer(TrainConfig(source="python-docs", max_chars=3000, hidden_size=4, num_layers=1,
+                                seq_len=8, batch_size=2, max_minutes=0.5, max_steps=None,
+                                progress=True, out_dir=os.path.join(d, "r")))
+        bar, position = t._progress_bar(0.0)
+        try:
+            assert bar.total == 30.0 and bar.unit == "s"
+        finally:
+            bar.close()
+
+
+# ----------------------------------------------------------- signals (subprocess)
+SIGNAL_FLAGS = ["--corpus", "python-docs", "--max-chars", "3000", "--rnn-size", "8", "--num-layers",
+                "1", "--seq-length", "8", "--batch-size", "2", "--eval-every", "1000000",
+                "--max-minutes", "100", "--no-progress", "--sample-length", "0", "--seed", "4",
+                "--dropout", "0.0"]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_saves_the_run_and_it_resumes_exactly(tmp_path, sig):
+    import signal
+    import time
+    signum = getattr(signal, sig)
+    killed = tmp_path / "killed"
+    p = subprocess.Popen(_command() + ["train", *SIGNAL_FLAGS, "--max-steps", "100000000",
+                                       "--out", str(killed)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(), cwd=tmp_path)
+    assert p.stdout.readline().startswith(b"scratchrnn train:")      # training has begun
+    time.sleep(1.0)
+    p.send_signal(signum)
+    _, err = p.communicate(timeout=120)
+    err = err.decode()
+    assert p.returncode == 128 + signum, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"Stopped by {sig}" in lines[0] and str(killed / "last.npz") in lines[0]
+    assert not [n for n in os.listdir(killed) if n.endswith(".tmp") or n == "train.lock"]
+    _, meta = load_checkpoint(killed / "last.npz")
+    stopped = meta["progress"]["step"]
+    assert stopped >= 1
+    total = stopped + 7
+    straight = tmp_path / "straight"
+    done = subprocess.run(_command() + ["train", *SIGNAL_FLAGS, "--max-steps", str(total),
+                                        "--out", str(straight)],
+                          capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    resumed = subprocess.run(_command() + ["train", "--resume", str(killed / "last.npz"),
+                                           "--max-steps", str(total)],
+                             capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    a, meta_a = load_checkpoint(straight / "last.npz")
+    b, meta_b = load_checkpoint(killed / "last.npz")
+    assert meta_a["progress"]["step"] == meta_b["progress"]["step"] == total
+    assert set(a) == set(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), k
