@@ -125,14 +125,40 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> None:
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"The checkpoint metadata is not JSON-serialisable ({exc}).") from None
     host[META_KEY] = _np.frombuffer(meta_json.encode("utf-8"), dtype=_np.uint8)
-    readable = (json.dumps(record, sort_keys=True, indent=2) + "\n").encode("utf-8")
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         write_atomically(path, lambda f: _write_npz(f, host))
-        write_atomically(sidecar_path(path), lambda f: f.write(readable))
+        _write_sidecar(path, record)
     except OSError as exc:
         raise CheckpointError(f"Could not write the checkpoint {path!r} "
                               f"({exc.strerror or exc}).") from exc
+
+
+def _sidecar_bytes(record: dict) -> bytes:
+    return (json.dumps(record, sort_keys=True, indent=2) + "\n").encode("utf-8")
+
+
+def _write_sidecar(path, record: dict) -> None:
+    write_atomically(sidecar_path(path), lambda f: f.write(_sidecar_bytes(record)))
+
+
+def repair_sidecar(path) -> bool:
+    """Make ``<path>.json`` say what the ``.npz`` at ``path`` holds (the ``.npz`` is the truth:
+    a write killed between the two leaves the old sidecar). Returns True when it was rewritten;
+    a checkpoint that does not load is left alone (its loader says why)."""
+    try:
+        _, meta = inspect_checkpoint(path)
+    except CheckpointError:
+        return False
+    want = _sidecar_bytes(meta)
+    try:
+        with open(sidecar_path(path), "rb") as f:
+            if f.read() == want:
+                return False
+    except OSError:
+        pass
+    _write_sidecar(path, meta)
+    return True
 
 
 # --------------------------------------------------------------------------- reading

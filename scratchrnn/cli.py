@@ -13,6 +13,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 
 from .backend import BACKEND_NAMES, default_backend_name
 from .errors import ConfigError, ScratchRNNError
@@ -64,8 +65,30 @@ def _silence_stdout():
         pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a training loop (which saves first and raises its own Interrupted)."""
+
+    def __init__(self, signum):
+        super().__init__(f"stopped by {signal.Signals(signum).name}.")
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    raise Terminated(signum)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
     prefix = f"scratchrnn {args.command}: error:"
     try:
         check_environment()

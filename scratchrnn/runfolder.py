@@ -21,7 +21,7 @@ import re
 import socket
 import time
 
-from .checkpoint import inspect_checkpoint
+from .checkpoint import inspect_checkpoint, repair_sidecar
 from .errors import CheckpointError, ConfigError
 
 LOCK_NAME = "train.lock"
@@ -143,16 +143,20 @@ def check_resume(directory, checkpoint, run_id, step, branch):
 
 
 def remove_stale_temps(directory):
-    """Delete the hidden temporary files of killed writes; returns their names."""
-    removed = []
-    for name in os.listdir(directory):
+    """Delete the hidden temporary files of killed writes and bring every checkpoint's JSON
+    sidecar back in line with its ``.npz``; returns the names removed or rewritten."""
+    touched = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
         if _TEMP.match(name):
             try:
-                os.unlink(os.path.join(directory, name))
-                removed.append(name)
+                os.unlink(path)
+                touched.append(name)
             except FileNotFoundError:
                 pass
-    return removed
+        elif name.endswith(".npz") and os.path.isfile(path) and repair_sidecar(path):
+            touched.append(name + ".json")
+    return touched
 
 
 class RunLock:

@@ -218,3 +218,18 @@ def test_written_files_get_the_usual_permissions(tmp_path):
             assert stat.S_IMODE(os.stat(p).st_mode) == 0o644
     finally:
         os.umask(old)
+
+
+def test_a_stale_sidecar_is_brought_back_in_line_with_its_npz(tmp_path):
+    """A write killed between the .npz and its .json copy leaves the old sidecar; the next
+    run that takes the folder rewrites it from the .npz (the source of truth)."""
+    from scratchrnn.runfolder import remove_stale_temps
+    path = str(tmp_path / "last.npz")
+    save_checkpoint(path, sample_arrays(), {"step": 1})
+    old_sidecar = open(path + ".json", "rb").read()
+    save_checkpoint(path, sample_arrays(), {"step": 2})
+    fresh_sidecar = open(path + ".json", "rb").read()
+    open(path + ".json", "wb").write(old_sidecar)           # as if killed before the sidecar
+    assert remove_stale_temps(str(tmp_path)) == ["last.npz.json"]
+    assert open(path + ".json", "rb").read() == fresh_sidecar
+    assert remove_stale_temps(str(tmp_path)) == []           # already in line: untouched

@@ -378,3 +378,26 @@ def test_divergence_in_a_fresh_run(tmp_path, capsys):
                                    "--eval-every", "1000", "--out", out], capsys)
     assert_one_sentence_error(code, err, "train", "loss became", "no checkpoint was written")
     assert not (out / "last.npz").exists()
+
+
+def test_sigterm_outside_a_training_loop_is_one_sentence_and_exit_143(monkeypatch, capsys):
+    """SIGTERM while a command loads data or builds a model (no training loop to save
+    yet) ends it with one sentence and 128 + 15, not silently."""
+    import os
+    import signal
+    import time
+
+    from scratchrnn import cli
+    from scratchrnn.commands import gradcheck
+
+    def terminated_midway(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)                      # the handler interrupts this
+        raise AssertionError("SIGTERM was not delivered")
+
+    monkeypatch.setattr(gradcheck, "run", terminated_midway)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(["gradcheck"]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["scratchrnn gradcheck: stopped by SIGTERM."]
+    assert signal.getsignal(signal.SIGTERM) is before          # the handler is put back
