@@ -592,3 +592,36 @@ def test_a_signal_saves_the_run_and_it_resumes_exactly(tmp_path, sig):
     assert set(a) == set(b)
     for k in a:
         assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), k
+
+
+@pytest.mark.parametrize("victim", ["history.json", "loss.png"])
+def test_a_full_disk_while_writing_history_or_plot_is_one_sentence(victim, tmp_path, monkeypatch,
+                                                                   capsys):
+    """ENOSPC while writing history.json or loss.png: exit 2, one sentence naming the file,
+    and the checkpoint written just before still loads and resumes."""
+    import errno
+
+    from matplotlib.figure import Figure
+
+    from scratchrnn import runner
+    from scratchrnn.saved import load_model
+
+    def full(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    if victim == "history.json":
+        real = runner.write_atomically
+        monkeypatch.setattr(runner, "write_atomically", lambda path, write: full(path)
+                            if str(path).endswith(victim) else real(path, write))
+    else:
+        monkeypatch.setattr(Figure, "savefig", lambda self, path, *a, **k: full(path))
+    out = tmp_path / "run"
+    code, _, err = run_in_process(["train", "--corpus", "python-docs", "--max-chars", "3000",
+                                   *SMALL, "--out", out], capsys)
+    assert_one_sentence(code, err, "train", victim, "No space left on device")
+    load_model(out / "last.npz")                      # the checkpoint before it is intact
+    monkeypatch.undo()
+    code, _, err = run_in_process(["train", "--resume", out / "last.npz", "--max-steps", "6",
+                                   "--no-progress", "--sample-length", "0"], capsys)
+    assert code == 0, err
+    assert not [n for n in os.listdir(out) if n.startswith(".") or ".tmp" in n]
