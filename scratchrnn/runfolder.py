@@ -15,62 +15,27 @@ A folder that holds nothing but a stale lock and such temporary files counts as 
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import socket
-import time
 
 from .checkpoint import inspect_checkpoint, repair_sidecar
 from .errors import CheckpointError, ConfigError
+from .lockfile import FolderLock, describe_holder, is_stale, read_lock, refuse_if_held
 
 LOCK_NAME = "train.lock"
 LAST = "last.npz"
 _TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")   # write_atomically's mkstemp names
 
 
-def pid_alive(pid):
-    """Whether a process with this id runs on this machine (a zombie, killed but not yet
-    reaped by its parent, does not count)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:            # exists, owned by someone else
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-        return state not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True
-
-
-def _lock_holder(directory):
-    """The lock's contents, None without a lock, {} for an unreadable one."""
-    try:
-        with open(os.path.join(directory, LOCK_NAME), encoding="utf-8") as f:
-            holder = json.load(f)
-        return holder if isinstance(holder, dict) else {}
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}
-
-
-def _stale(holder):
-    return (holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int)
-            and holder["pid"] != os.getpid() and not pid_alive(holder["pid"]))
+def _in_use(directory):
+    """The sentence refusing a second writer in ``directory``, given the lock's contents."""
+    return lambda holder: (f"The run folder {directory!r} is in use by another training run "
+                           f"({describe_holder(holder)}); wait for it to finish or choose another --out.")
 
 
 def check_unlocked(directory):
     """ConfigError when a live process holds the folder's lock (changes nothing)."""
-    holder = _lock_holder(directory)
-    if holder is None or _stale(holder):
-        return
-    who = f"process {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
-    raise ConfigError(f"The run folder {directory!r} is in use by another training run ({who}); "
-                      f"wait for it to finish or choose another --out.")
+    refuse_if_held(os.path.join(directory, LOCK_NAME), _in_use(directory))
 
 
 def _leftovers(directory):
@@ -79,7 +44,7 @@ def _leftovers(directory):
     for name in sorted(os.listdir(directory)):
         if _TEMP.match(name):
             continue
-        if name == LOCK_NAME and _stale(_lock_holder(directory) or {}):
+        if name == LOCK_NAME and is_stale(read_lock(os.path.join(directory, name)) or {}):
             continue
         names.append(name)
     return names
@@ -159,34 +124,11 @@ def remove_stale_temps(directory):
     return touched
 
 
-class RunLock:
+class RunLock(FolderLock):
     """``with RunLock(directory): ...`` holds ``DIR/train.lock`` for the block."""
 
     def __init__(self, directory):
         self.directory = directory
-        self.path = os.path.join(directory, LOCK_NAME)
-
-    def __enter__(self):
-        for _ in range(2):              # a second try after removing a stale lock
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
-                check_unlocked(self.directory)          # refuses a live holder
-                try:
-                    os.unlink(self.path)                # stale: take it over
-                except FileNotFoundError:
-                    pass
-                continue
-            body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                               "started": time.strftime("%Y-%m-%d %H:%M:%S")})
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(body + "\n")
-            return self
-        raise ConfigError(f"Cannot take the lock {self.path!r}; another run is starting there.")
-
-    def __exit__(self, *exc):
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        return False
+        path = os.path.join(directory, LOCK_NAME)
+        super().__init__(path, _in_use(directory),
+                         f"Cannot take the lock {path!r}; another run is starting there.")
