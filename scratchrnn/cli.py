@@ -21,18 +21,19 @@ from .errors import ConfigError, ScratchRNNError
 COMMANDS = ("train", "sample", "eval", "gradcheck", "analyze", "grid")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
+class UsageParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2 (the lesson
+    scripts' command line uses it too)."""
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message.rstrip('.')}.\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="scratchrnn",
-                     description="Recurrent networks from scratch: train, sample, evaluate, "
-                                 "check gradients and look inside.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser = UsageParser(prog="scratchrnn",
+                         description="Recurrent networks from scratch: train, sample, evaluate, "
+                                     "check gradients and look inside.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=UsageParser)
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f".commands.{name}", __package__).add_parser(sub)

@@ -21,23 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backend import get_backend
+from .cli import UsageParser
 from .errors import ScratchRNNError
 from .validation import int_at_least
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "lessons"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def lesson_parser(prog, description):
     """The options every lesson takes; a lesson may add its own before ``run_lesson`` parses."""
-    p = _Parser(prog=prog, description=description,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = UsageParser(prog=prog, description=description,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes: runs in seconds")
     p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default=None,
                    help="array backend (default $SCRATCHRNN_BACKEND, else numpy)")
