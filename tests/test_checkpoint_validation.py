@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from npz_bytes import meta_npy, npy, zip_of
 from scratchrnn.checkpoint import META_KEY, inspect_checkpoint, load_checkpoint, save_checkpoint
 from scratchrnn.errors import CheckpointError
 from scratchrnn.model import CharLM
@@ -311,43 +312,24 @@ def test_non_finite_parameters_are_refused(valid, tmp_path):
         load_model(bad)
 
 
-def _zip_with(members, compression=zipfile.ZIP_STORED):
-    """Bytes of a zip whose members are given as {name: bytes}."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=compression) as zf:
-        for name, payload in members.items():
-            zf.writestr(name, payload)
-    return buf.getvalue()
-
-
-def _npy(array):
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, array, allow_pickle=False)
-    return buf.getvalue()
-
-
-def _meta_npy():
-    return _npy(np.frombuffer(json.dumps({"format_version": 1}).encode(), dtype=np.uint8))
-
-
 def test_a_member_declaring_a_huge_array_is_refused_without_allocating(tmp_path):
     buf = io.BytesIO()                                 # header: 10**10 float64 (80 GB); data: 24 bytes
     np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False,
                                                "shape": (10**10,)})
     huge = buf.getvalue() + np.zeros(3).tobytes()
     path = tmp_path / "huge.npz"
-    path.write_bytes(_zip_with({"w.npy": huge, META_KEY + ".npy": _meta_npy()}))
+    path.write_bytes(zip_of({"w.npy": huge, META_KEY + ".npy": meta_npy()}))
     with bounded(memory=4 << 20), pytest.raises(CheckpointError, match="declares shape"):
         load_checkpoint(path)
 
 
 def test_a_zip_bomb_is_refused_before_inflating(tmp_path):
     zeros = np.zeros(40 << 20, dtype=np.uint8)         # 40 MiB of zeros deflate to ~40 KiB
-    payload = _npy(zeros)
+    payload = npy(zeros)
     del zeros
     path = tmp_path / "bomb.npz"
-    path.write_bytes(_zip_with({"w.npy": payload, META_KEY + ".npy": _meta_npy()},
-                               zipfile.ZIP_DEFLATED))
+    path.write_bytes(zip_of({"w.npy": payload, META_KEY + ".npy": meta_npy()},
+                            zipfile.ZIP_DEFLATED))
     del payload
     assert os.path.getsize(path) < 1 << 20
     with bounded(memory=4 << 20), pytest.raises(CheckpointError, match="inflate"):
@@ -355,7 +337,7 @@ def test_a_zip_bomb_is_refused_before_inflating(tmp_path):
 
 
 def test_a_member_claiming_bytes_past_the_end_of_the_file_is_refused(tmp_path):
-    raw = bytearray(_zip_with({"w.npy": _npy(np.zeros(3)), META_KEY + ".npy": _meta_npy()}))
+    raw = bytearray(zip_of({"w.npy": npy(np.zeros(3)), META_KEY + ".npy": meta_npy()}))
     # the central directory's compressed and uncompressed sizes of the first member: 2 GB
     cd = raw.rfind(b"PK\x01\x02", 0, raw.rfind(b"PK\x01\x02"))
     raw[cd + 20:cd + 28] = struct.pack("<II", 2**31, 2**31)
@@ -368,8 +350,8 @@ def test_a_member_claiming_bytes_past_the_end_of_the_file_is_refused(tmp_path):
 def test_a_small_compressed_checkpoint_still_loads(tmp_path):
     """Re-zipping with deflate is allowed within the inflation bound (zeros compress well)."""
     path = tmp_path / "small.npz"
-    path.write_bytes(_zip_with({"w.npy": _npy(np.zeros((64, 64))), META_KEY + ".npy": _meta_npy()},
-                               zipfile.ZIP_DEFLATED))
+    path.write_bytes(zip_of({"w.npy": npy(np.zeros((64, 64))), META_KEY + ".npy": meta_npy()},
+                            zipfile.ZIP_DEFLATED))
     arrays, _ = load_checkpoint(path)
     assert arrays["w"].shape == (64, 64) and not arrays["w"].any()
 
@@ -380,7 +362,7 @@ def test_members_of_refused_dtypes(tmp_path, descr):
     np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": (1,)})
     payload = buf.getvalue() + b"\0" * np.dtype(descr).itemsize
     path = tmp_path / "odd.npz"
-    path.write_bytes(_zip_with({"w.npy": payload, META_KEY + ".npy": _meta_npy()}))
+    path.write_bytes(zip_of({"w.npy": payload, META_KEY + ".npy": meta_npy()}))
     with pytest.raises(CheckpointError, match="pickled objects|only booleans, integers and real floats"):
         inspect_checkpoint(path)
 

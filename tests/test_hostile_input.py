@@ -18,6 +18,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from npz_bytes import meta_npy, npy, zip_of
 from scratchrnn import cli
 from scratchrnn.checkpoint import META_KEY, load_checkpoint, save_checkpoint
 
@@ -83,20 +84,6 @@ def good_run(tmp_path_factory):
 
 
 # ------------------------------------------------------- hostile checkpoints
-def _npy(array):
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, array, allow_pickle=False)
-    return buf.getvalue()
-
-
-def _zip(members, compression=zipfile.ZIP_STORED):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=compression) as zf:
-        for name, payload in members.items():
-            zf.writestr(name, payload)
-    return buf.getvalue()
-
-
 def _with_meta(arrays, meta, edit):
     meta = json.loads(json.dumps(meta))
     edit(meta)
@@ -155,16 +142,16 @@ def _hostile_files(directory, good_run):
         path = directory / (name.replace(" ", "-") + ".npz")
         save_checkpoint(path, *make(arrays, meta))
         paths[name] = path
-    meta_npy = _npy(np.frombuffer(json.dumps({"format_version": 1}).encode(), dtype=np.uint8))
+    meta_member = meta_npy()
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
                                                   "shape": (10**6, 10**6)})
     paths["member declaring 4 TB"] = directory / "huge.npz"
     paths["member declaring 4 TB"].write_bytes(
-        _zip({"param/head.W.npy": header.getvalue() + b"\0" * 64, META_KEY + ".npy": meta_npy}))
+        zip_of({"param/head.W.npy": header.getvalue() + b"\0" * 64, META_KEY + ".npy": meta_member}))
     paths["zip bomb"] = directory / "bomb.npz"
-    paths["zip bomb"].write_bytes(_zip({"param/head.W.npy": _npy(np.zeros(24 << 20, np.uint8)),
-                                        META_KEY + ".npy": meta_npy}, zipfile.ZIP_DEFLATED))
+    paths["zip bomb"].write_bytes(zip_of({"param/head.W.npy": npy(np.zeros(24 << 20, np.uint8)),
+                                          META_KEY + ".npy": meta_member}, zipfile.ZIP_DEFLATED))
     paths["FIFO"] = directory / "pipe.npz"
     os.mkfifo(paths["FIFO"])
     paths["directory"] = directory / "folder.npz"
