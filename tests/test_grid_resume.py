@@ -81,22 +81,15 @@ def test_sigkilled_grid_resumes_where_it_stopped(tmp_path):
     assert not (folder / "grid.lock").exists()
 
 
-def _kill_a_worker_when(proc, ready, count):
-    """SIGKILL one pool worker of ``proc`` once ``ready()``; there must be ``count`` of them."""
-    _wait_for(ready, proc, "the points' checkpoints")
-    workers = [pid for pid in children(proc.pid) if is_pool_worker(pid)]
-    assert len(workers) == count
-    os.kill(workers[0], signal.SIGKILL)
-
-
-def test_a_dead_worker_fails_its_point_and_the_grid_goes_on(tmp_path):
-    folder = tmp_path / "grid"
-    args = [*TINY, "--cells", "rnn", "--layers", "1", "--sizes", "8,12", "--budget-steps", LONG, "--eval-every", EVERY,
-            "--workers", 1, "--out", folder]
-    first = folder / "runs" / "rnn-1x12-seed0"               # the bigger point runs first
-    proc = start_grid(*args, cwd=tmp_path)
+def _grid_with_a_worker_killed(args, cwd, ready, count):
+    """Run the grid ``args``, SIGKILL one of its pool workers once ``ready()`` (there must be
+    ``count`` of them) and let it finish: (exit status, stderr)."""
+    proc = start_grid(*args, cwd=cwd)
     try:
-        _kill_a_worker_when(proc, lambda: last_eval_step(first) >= EVERY, count=1)
+        _wait_for(ready, proc, "the points' checkpoints")
+        workers = [pid for pid in children(proc.pid) if is_pool_worker(pid)]
+        assert len(workers) == count
+        os.kill(workers[0], signal.SIGKILL)
         proc.wait(timeout=180)
     finally:
         if proc.poll() is None:
@@ -104,7 +97,16 @@ def test_a_dead_worker_fails_its_point_and_the_grid_goes_on(tmp_path):
             proc.wait()
         stderr = proc.stderr.read().decode()
         proc.stderr.close()
-    assert proc.returncode == 1, stderr
+    return proc.returncode, stderr
+
+
+def test_a_dead_worker_fails_its_point_and_the_grid_goes_on(tmp_path):
+    folder = tmp_path / "grid"
+    args = [*TINY, "--cells", "rnn", "--layers", "1", "--sizes", "8,12", "--budget-steps", LONG, "--eval-every", EVERY,
+            "--workers", 1, "--out", folder]
+    first = folder / "runs" / "rnn-1x12-seed0"               # the bigger point runs first
+    code, stderr = _grid_with_a_worker_killed(args, tmp_path, lambda: last_eval_step(first) >= EVERY, count=1)
+    assert code == 1, stderr
     records = latest(folder)
     assert records["rnn-1x12-seed0"]["status"] == "failed"
     assert records["rnn-1x12-seed0"]["reason"] == WORKER_DIED + "."
@@ -126,17 +128,9 @@ def test_a_worker_death_among_several_retries_them_one_at_a_time(tmp_path):
     args = [*TINY, "--cells", "rnn", "--layers", "1", "--sizes", "8,12", "--budget-steps", LONG, "--eval-every", EVERY,
             "--workers", 2, "--out", folder]
     runs = [folder / "runs" / "rnn-1x8-seed0", folder / "runs" / "rnn-1x12-seed0"]
-    proc = start_grid(*args, cwd=tmp_path)
-    try:
-        _kill_a_worker_when(proc, lambda: all(last_eval_step(r) >= EVERY for r in runs), count=2)
-        proc.wait(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        stderr = proc.stderr.read().decode()
-        proc.stderr.close()
-    assert proc.returncode == 0, stderr
+    code, stderr = _grid_with_a_worker_killed(args, tmp_path,
+                                              lambda: all(last_eval_step(r) >= EVERY for r in runs), count=2)
+    assert code == 0, stderr
     records = latest(folder)
     assert [r["status"] for r in records.values()] == ["ok", "ok"]
     assert all(r["resumed_from_step"] >= EVERY and r["steps"] == LONG for r in records.values())
