@@ -35,6 +35,7 @@ from .backend import get_backend, host_rng
 from .cells import lstm as lstm_cell
 from .errors import ShapeError
 from .layers import LSTM
+from .module import Module
 from .validation import positive_int
 
 
@@ -64,7 +65,7 @@ def _uniform(rng, fan_in, shape, backend, dtype):
     return backend.asarray(rng.uniform(-k, k, shape), dtype)
 
 
-class AttentionLSTM:
+class AttentionLSTM(Module):
     """A stack of ``num_layers`` LSTMs, the top one attending over its last ``attn_length``
     outputs.
 
@@ -113,17 +114,10 @@ class AttentionLSTM:
 
     # ---- modes, grads, state
     def train(self, mode=True):
-        self.training = bool(mode)
+        super().train(mode)
         if self.lower is not None:
             self.lower.train(mode)
         return self
-
-    def eval(self):
-        return self.train(False)
-
-    def zero_grad(self):
-        for g in self.grads.values():
-            g[...] = 0
 
     def zero_state(self, batch_size):
         """The all-zero AttentionState for a batch of ``batch_size``."""

@@ -21,11 +21,12 @@ from . import engines
 from .backend import get_backend, host_rng
 from .cells import gru, lstm, rnn
 from .errors import ConfigError, ShapeError
+from .module import Module
 
 PARAM_NAMES = ("W_x", "W_h", "b_x", "b_h")
 
 
-class Recurrent:
+class Recurrent(Module):
     """A stack of ``num_layers`` cells of one kind; subclasses pick the cell.
 
     backend: "numpy", "cupy", "auto", a Backend, or None for ``$SCRATCHRNN_BACKEND``
@@ -88,18 +89,7 @@ class Recurrent:
             raise ConfigError(f"{type(self).__name__} got unknown options: {', '.join(options)}.")
         return {}, {}
 
-    # ---- modes and grads, as in PyTorch
-    def train(self, mode=True):
-        self.training = bool(mode)
-        return self
-
-    def eval(self):
-        return self.train(False)
-
-    def zero_grad(self):
-        for g in self.grads.values():
-            g[...] = 0
-
+    # ---- modes and grads, as in PyTorch: train, eval and zero_grad come from Module
     def seed_dropout(self, seed):
         """Restart the dropout-mask generator from ``seed`` (a training loop seeds each
         step from (seed, step), so a resumed run draws the same masks)."""

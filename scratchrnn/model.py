@@ -20,6 +20,7 @@ from .embedding import Embedding, OneHot
 from .errors import ConfigError, ShapeError
 from .layers import LAYERS
 from .linear import Linear
+from .module import Module
 
 CONFIG_KEYS = ("vocab_size", "cell", "hidden_size", "num_layers", "embedding_size", "dropout",
                "nonlinearity", "forget_bias", "dtype")
@@ -33,7 +34,7 @@ class LossCache(NamedTuple):
     shape: tuple    # (T, B)
 
 
-class CharLM:
+class CharLM(Module):
     """A character (or word) level language model with hand-written backward."""
 
     def __init__(self, vocab_size, cell="lstm", hidden_size=128, num_layers=2, embedding_size=0,
@@ -80,13 +81,6 @@ class CharLM:
     def train(self, mode=True):
         self.rnn.train(mode)
         return self
-
-    def eval(self):
-        return self.train(False)
-
-    def zero_grad(self):
-        for g in self.grads.values():
-            g[...] = 0
 
     def initial_state(self, batch_size):
         """All-zero recurrent state: h (L, B, H), or (h, c) for LSTM."""

@@ -28,6 +28,7 @@ from . import ops
 from .backend import host_rng
 from .errors import ConfigError, ShapeError
 from .linear import Linear
+from .module import Module
 from .stepping import (check_steppable, initial_cell_states, join_state, stack_step_backward,
                        stack_step_forward, zero_like_states)
 from .validation import positive_int
@@ -40,7 +41,7 @@ class FreeRunCache(NamedTuple):
     hs: Any             # (T, B, H) top-layer outputs
 
 
-class SequenceRegressor:
+class SequenceRegressor(Module):
     """A layer (``scratchrnn.RNN``/``GRU``/``LSTM``, any number of layers) with a linear head.
 
     layer: the recurrent stack, time-major (batch_first=False).
@@ -66,16 +67,9 @@ class SequenceRegressor:
         self._shape = None        # (T, B) of the last forward
         self._dys = None          # dL/dys of the last ``loss``
 
-    def zero_grad(self):
-        for g in self.grads.values():
-            g[...] = 0
-
     def train(self, mode=True):
         self.rnn.train(mode)
         return self
-
-    def eval(self):
-        return self.train(False)
 
     # ---------------------------------------------------------------- forward
     def forward(self, xs, state=None, warm_start=None):

@@ -25,10 +25,11 @@ from .embedding import Embedding, OneHot
 from .errors import ConfigError
 from .heads import LOSSES, Head
 from .layers import LAYERS
+from .module import Module
 from .validation import int_at_least, positive_int
 
 
-class SequenceModel:
+class SequenceModel(Module):
     """embed (optional) -> rnn -> head -> loss, with flat ``params``/``grads`` dicts.
 
     rnn: a ``scratchrnn.RNN``/``GRU``/``LSTM`` (time-major) or an ``attention.AttentionLSTM``.
@@ -93,13 +94,6 @@ class SequenceModel:
     def train(self, mode=True):
         self.rnn.train(mode)
         return self
-
-    def eval(self):
-        return self.train(False)
-
-    def zero_grad(self):
-        for g in self.grads.values():
-            g[...] = 0
 
     def reset_state(self):
         """Forget the carried state (stateful models start the next call from zeros)."""
