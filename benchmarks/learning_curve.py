@@ -74,6 +74,7 @@ def parse_args(argv=None):
                    help="tiny model and text, 1 epoch, 2 seeds: checks the script works")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for JSON and markdown")
     p.add_argument("--no-save", action="store_true", help="print the table only")
+    p.add_argument("--tag", default="", help="appended to the file names, e.g. stdlib")
     a = p.parse_args(argv)
     a.seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
     a.forget_biases = [None if b.strip().lower() == "none" else float(b)
@@ -294,7 +295,7 @@ def main(argv=None):
     print(text)
     if not a.no_save:
         os.makedirs(a.out, exist_ok=True)
-        stem = "learning_curve" + ("-quick" if a.quick else "")
+        stem = "learning_curve" + ("-quick" if a.quick else "") + (f"-{a.tag}" if a.tag else "")
         with open(os.path.join(a.out, stem + ".json"), "w") as f:
             json.dump(record, f, indent=1)
         with open(os.path.join(a.out, stem + ".md"), "w") as f:

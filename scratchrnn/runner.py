@@ -61,7 +61,7 @@ class TrainConfig:
     embedding_size: int = 0         # 0: one-hot input
     dropout: float = 0.0
     nonlinearity: str = "tanh"      # RNN only
-    forget_bias: float = 1.0        # LSTM only
+    forget_bias: float = 0.0        # LSTM only; 0 learns as PyTorch's init does (benchmarks/learning_curve.py)
     dtype: str = "float32"
     seq_len: int = 64
     batch_size: int = 32

@@ -38,7 +38,7 @@ def add_parser(sub):
     m.add_argument("--embedding-size", type=int, default=None, help="0 = one-hot input (default)")
     m.add_argument("--dropout", type=float, default=None, help="dropout between layers (default 0)")
     m.add_argument("--nonlinearity", choices=("tanh", "relu"), default=None, help="RNN only")
-    m.add_argument("--forget-bias", type=float, default=None, help="LSTM forget-gate bias at init (default 1)")
+    m.add_argument("--forget-bias", type=float, default=None, help=f"LSTM forget-gate bias at init (default {d.forget_bias:g})")
     m.add_argument("--dtype", choices=("float32", "float64"), default=None)
     o = p.add_argument_group("optimisation")
     o.add_argument("--seq-length", dest="seq_len", type=int, default=None, help=f"BPTT window T (default {d.seq_len})")
