@@ -1,6 +1,6 @@
 """Learning curves: does scratchrnn, trained as ``scratchrnn train`` trains, learn as well as PyTorch?
 
-    python -m benchmarks.learning_curve                 # 3 seeds x 3 epochs on python-docs (~15 min, 2 cores)
+    python -m benchmarks.learning_curve                 # 3 seeds x 3 epochs on python-docs (42 min, 2 busy cores)
     python -m benchmarks.learning_curve --quick         # tiny sizes, a smoke run of the script
     python -m benchmarks.learning_curve --help
 
