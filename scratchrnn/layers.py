@@ -22,6 +22,7 @@ from .backend import get_backend, host_rng
 from .cells import gru, lstm, rnn
 from .errors import ConfigError, ShapeError
 from .module import Module
+from .validation import finite_float, positive_int
 
 PARAM_NAMES = ("W_x", "W_h", "b_x", "b_h")
 
@@ -40,14 +41,11 @@ class Recurrent(Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0, batch_first=False,
                  backend=None, dtype="float32", seed=None, engine=None, **cell_options):
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                            ("num_layers", num_layers)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}.")
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.dropout, self.batch_first = float(dropout), bool(batch_first)
+        self.input_size = input_size = positive_int("input_size", input_size)
+        self.hidden_size = hidden_size = positive_int("hidden_size", hidden_size)
+        self.num_layers = num_layers = positive_int("num_layers", num_layers)
+        self.dropout = finite_float("dropout", dropout, 0.0, 1.0, high_open=True)
+        self.batch_first = bool(batch_first)
         self.backend = get_backend(backend)
         self.xp = self.backend.xp
         self.dtype = self.backend.dtype(dtype)

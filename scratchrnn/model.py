@@ -21,6 +21,7 @@ from .errors import ConfigError, ShapeError
 from .layers import LAYERS
 from .linear import Linear
 from .module import Module
+from .validation import int_at_least
 
 CONFIG_KEYS = ("vocab_size", "cell", "hidden_size", "num_layers", "embedding_size", "dropout",
                "nonlinearity", "forget_bias", "dtype")
@@ -42,10 +43,10 @@ class CharLM(Module):
                  dtype="float32", seed=None):
         if cell not in LAYERS:
             raise ConfigError(f"Unknown cell {cell!r}; choose one of {', '.join(LAYERS)}.")
-        for name, value, low in (("vocab_size", vocab_size, 1), ("hidden_size", hidden_size, 1),
-                                 ("num_layers", num_layers, 1), ("embedding_size", embedding_size, 0)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+        vocab_size = int_at_least("vocab_size", vocab_size, 1)
+        hidden_size = int_at_least("hidden_size", hidden_size, 1)
+        num_layers = int_at_least("num_layers", num_layers, 1)
+        embedding_size = int_at_least("embedding_size", embedding_size, 0)
         self.config = {"vocab_size": vocab_size, "cell": cell, "hidden_size": hidden_size,
                        "num_layers": num_layers, "embedding_size": embedding_size,
                        "dropout": float(dropout), "nonlinearity": nonlinearity,

@@ -16,30 +16,14 @@ import math
 
 from .backend import CPU, backend_of, get_backend
 from .errors import CheckpointError, ConfigError
+from .validation import finite_float, positive_float
 
 _np = CPU.xp  # host copies of the state (NumPy)
 
 
-def _check_positive(name: str, value) -> float:
-    """``value`` as a float when finite and > 0, else ConfigError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}.")
-    return v
-
-
 def _check_fraction(name: str, value) -> float:
     """``value`` as a float when 0 <= value < 1, else ConfigError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}.") from None
-    if not 0.0 <= v < 1.0:
-        raise ConfigError(f"{name} must be in [0, 1), got {value!r}.")
-    return v
+    return finite_float(name, value, 0.0, 1.0, high_open=True)
 
 
 class Optimizer:
@@ -55,7 +39,7 @@ class Optimizer:
     HYPER: tuple[str, ...] = ()
 
     def __init__(self, lr):
-        self.lr = _check_positive("lr", lr)
+        self.lr = positive_float("lr", lr)
         self.t = 0                       # number of steps taken
         self.state: dict[str, dict] = {}  # slot -> param name -> array
 
@@ -152,7 +136,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr, eps=1e-8):
         super().__init__(lr)
-        self.eps = _check_positive("eps", eps)
+        self.eps = positive_float("eps", eps)
 
     def _update(self, xp, p, g, state, t):
         mem = state["mem"]
@@ -168,7 +152,7 @@ class RMSProp(Optimizer):
     def __init__(self, lr, decay=0.95, eps=1e-8):
         super().__init__(lr)
         self.decay = _check_fraction("decay", decay)
-        self.eps = _check_positive("eps", eps)
+        self.eps = positive_float("eps", eps)
 
     def _update(self, xp, p, g, state, t):
         ms = state["ms"]
@@ -187,7 +171,7 @@ class Adam(Optimizer):
         super().__init__(lr)
         self.beta1 = _check_fraction("beta1", beta1)
         self.beta2 = _check_fraction("beta2", beta2)
-        self.eps = _check_positive("eps", eps)
+        self.eps = positive_float("eps", eps)
         self._buffers = {}               # (shape, dtype, backend) -> scratch array, never saved
 
     def _scratch(self, like):
@@ -242,8 +226,8 @@ class LRSchedule:
     """
 
     def __init__(self, base_lr, decay_rate=1.0, decay_after=0):
-        self.base_lr = _check_positive("lr", base_lr)
-        self.decay_rate = _check_positive("decay_rate", decay_rate)
+        self.base_lr = positive_float("lr", base_lr)
+        self.decay_rate = positive_float("decay_rate", decay_rate)
         if self.decay_rate > 1.0:
             raise ConfigError(f"decay_rate must be in (0, 1], got {decay_rate!r}.")
         if isinstance(decay_after, bool) or not isinstance(decay_after, int) or decay_after < 0:
@@ -274,7 +258,7 @@ def clip_grad_norm(grads: dict, max_norm) -> float:
     """Scale every gradient in place by max_norm / norm when the global norm exceeds
     ``max_norm``; returns the norm before clipping (inf or nan are returned as they are,
     without scaling, so the caller can see the step diverged)."""
-    max_norm = _check_positive("max_norm", max_norm)
+    max_norm = positive_float("max_norm", max_norm)
     norm = global_grad_norm(grads)
     if math.isfinite(norm) and norm > max_norm:
         scale = max_norm / norm
@@ -285,6 +269,6 @@ def clip_grad_norm(grads: dict, max_norm) -> float:
 
 def clip_grad_value(grads: dict, clip) -> None:
     """Clamp every gradient element into [-clip, clip], in place."""
-    clip = _check_positive("clip", clip)
+    clip = positive_float("clip", clip)
     for g in grads.values():
         backend_of(g).xp.clip(g, -clip, clip, out=g)

@@ -273,3 +273,25 @@ def test_init_is_pytorch_uniform_and_seeded(backend):
         assert not np.array_equal(w, _host(c, c.params[k]))
     assert a.params["l0.W_x"].shape == (3, 64) and a.params["l1.W_x"].shape == (16, 64)
     assert a.params["l0.W_h"].shape == (16, 64) and a.params["l0.b_h"].shape == (64,)
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
+def test_numpy_integer_sizes_are_accepted_and_stored_as_int(cls):
+    """Sizes often come out of NumPy arithmetic (np.int64): accepted, stored as plain int."""
+    layer = cls(np.int64(3), np.int32(4), num_layers=np.int64(2), seed=0)
+    assert (layer.input_size, layer.hidden_size, layer.num_layers) == (3, 4, 2)
+    assert all(type(v) is int for v in (layer.input_size, layer.hidden_size, layer.num_layers))
+    assert layer.params["l1.W_h"].shape == (4, 4 * {RNN: 1, GRU: 3, LSTM: 4}[cls])
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    (dict(input_size=3.0, hidden_size=4), "input_size"),
+    (dict(input_size=3, hidden_size=True), "hidden_size"),
+    (dict(input_size=3, hidden_size=4, num_layers=0), "num_layers"),
+    (dict(input_size=3, hidden_size=4, dropout=float("nan")), "dropout"),
+    (dict(input_size=3, hidden_size=4, dropout=1.0), "dropout"),
+])
+def test_bad_sizes_name_the_parameter_and_are_value_errors(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment) as info:
+        LSTM(**kwargs)
+    assert isinstance(info.value, ConfigError)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 from ..ops import xp_of
+from ..validation import positive_int
 
 
 def init_fused_params(input_size, hidden_size, gates, rng, backend, dtype):
@@ -25,8 +26,8 @@ def init_fused_params(input_size, hidden_size, gates, rng, backend, dtype):
     rng: a host ``numpy.random.Generator`` (same seed -> same weights on CPU and GPU).
     Returns {"W_x": (I, G*H), "W_h": (H, G*H), "b_x": (G*H,), "b_h": (G*H,)} on ``backend``.
     """
-    if input_size < 1 or hidden_size < 1:
-        raise ValueError("input_size and hidden_size must be positive integers.")
+    input_size = positive_int("input_size", input_size)
+    hidden_size = positive_int("hidden_size", hidden_size)
     k = 1.0 / math.sqrt(hidden_size)
     GH = gates * hidden_size
     shapes = {"W_x": (input_size, GH), "W_h": (hidden_size, GH), "b_x": (GH,), "b_h": (GH,)}
