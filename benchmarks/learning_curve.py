@@ -48,6 +48,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if __package__ in (None, ""):       # run as a script: make the benchmarks package importable
+    sys.path.insert(0, os.path.dirname(HERE))
 TWIN = "scratch-torch-init"
 
 
@@ -128,7 +130,7 @@ def _scratch_trainer(s, seed, dtype, forget_bias, torch_init):
         import torch
         torch.set_num_threads(1)
         from scratchrnn import interop
-        from .torch_lm import torch_modules
+        from benchmarks.torch_lm import torch_modules
         rnn, head = torch_modules("lstm", len(trainer.data.vocab), s["hidden_size"], s["num_layers"],
                                   seed, dtype)
         layer = interop.from_torch(rnn, dtype=dtype)
@@ -167,7 +169,7 @@ def scratch_trace(s, seed, steps):
 # ----------------------------------------------------------------- the PyTorch runs
 def torch_curve(s, seed):
     """Validation loss after every epoch of the PyTorch run (in a worker process)."""
-    from .torch_lm import TorchLMRun
+    from benchmarks.torch_lm import TorchLMRun
     run = TorchLMRun(_config(s, seed, "float32"), threads=1)
     epochs = []
     for epoch in range(s["epochs"]):
@@ -183,7 +185,7 @@ def torch_curve(s, seed):
 
 
 def torch_trace(s, seed, steps):
-    from .torch_lm import TorchLMRun
+    from benchmarks.torch_lm import TorchLMRun
     run = TorchLMRun(_config(s, seed, "float64"), threads=1)
     return [run.train_step() for _ in range(steps)]
 
@@ -282,7 +284,7 @@ def main(argv=None):
     first = next(iter(runs["torch"].values()))
     summary = summarize(runs, a.epochs)
     now = _dt.datetime.now()
-    from .train_throughput import machine_info, versions
+    from benchmarks.train_throughput import machine_info, versions
     record = {"benchmark": "learning_curve", "date": now.strftime("%Y-%m-%d"),
               "time": now.isoformat(timespec="seconds"),
               "command": "python -m benchmarks.learning_curve " + " ".join(argv or sys.argv[1:]),
