@@ -39,7 +39,7 @@ class CharLM(Module):
     """A character (or word) level language model with hand-written backward."""
 
     def __init__(self, vocab_size, cell="lstm", hidden_size=128, num_layers=2, embedding_size=0,
-                 dropout=0.0, nonlinearity="tanh", forget_bias=1.0, backend=None,
+                 dropout=0.0, nonlinearity="tanh", forget_bias=0.0, backend=None,
                  dtype="float32", seed=None):
         if cell not in LAYERS:
             raise ConfigError(f"Unknown cell {cell!r}; choose one of {', '.join(LAYERS)}.")
