@@ -103,15 +103,17 @@ class Recurrent(Module):
         z = lambda: self.xp.zeros((self.num_layers, batch_size, self.hidden_size), self.dtype)
         return (z(), z()) if self.cell.HAS_CELL_STATE else z()
 
-    def _state_of_layer(self, state, k):
+    def state_of_layer(self, state, k):
+        """Layer k's cell state out of a stacked one: h (B, H), or (h, c) for LSTM."""
         return (state[0][k], state[1][k]) if self.cell.HAS_CELL_STATE else state[k]
 
-    def _stack_layers(self, per_layer):
+    def stack_layers(self, per_layer):
+        """A list of L cell states -> the stacked state h (L, B, H), or (h, c) for LSTM."""
         if self.cell.HAS_CELL_STATE:
             return (self.xp.stack([s[0] for s in per_layer]), self.xp.stack([s[1] for s in per_layer]))
         return self.xp.stack(per_layer)
 
-    def _as_state(self, state, batch_size, what):
+    def as_state(self, state, batch_size, what):
         """Validate a user-given state (or None -> zeros) and move it to this backend/dtype."""
         if state is None:
             return self.zero_state(batch_size)
@@ -141,12 +143,12 @@ class Recurrent(Module):
         """x: (T, B, I), or (B, T, I) when batch_first.  state: h (L, B, H), or (h, c) for
         LSTM, or None for zeros.  Returns y (T, B, H) (or (B, T, H)) and the final state."""
         xs = self._as_sequence(x, self.input_size, "input")
-        state0 = self._as_state(state, xs.shape[1], "initial state")
+        state0 = self.as_state(state, xs.shape[1], "initial state")
         drop = self.training and self.dropout > 0.0
         self._caches, self._masks, finals = [], [], []
         for k in range(self.num_layers):
             xs, stateT, cache = self._engine.forward(self.layer_params(k), xs,
-                                                  self._state_of_layer(state0, k), **self._step_options)
+                                                  self.state_of_layer(state0, k), **self._step_options)
             self._caches.append(cache)
             finals.append(stateT)
             if drop and k < self.num_layers - 1:             # dropout between layers only
@@ -157,7 +159,7 @@ class Recurrent(Module):
             else:
                 self._masks.append(None)
         y = xs.transpose(1, 0, 2) if self.batch_first else xs
-        return y, self._stack_layers(finals)
+        return y, self.stack_layers(finals)
 
     def backward(self, dy, dstate=None):
         """dy: dL/dy, shaped like y.  dstate: dL/d(final state), shaped like it, or None.
@@ -170,11 +172,11 @@ class Recurrent(Module):
         T, B = self._caches[-1].xs.shape[:2]
         if dys.shape[:2] != (T, B):
             raise ShapeError(f"dy must match the output of forward (T={T}, B={B}).")
-        dstateT = self._as_state(dstate, B, "dstate")
+        dstateT = self.as_state(dstate, B, "dstate")
         dstate0 = [None] * self.num_layers
         for k in reversed(range(self.num_layers)):
             dxs, dstate0[k], grads = self._engine.backward(self.layer_params(k), dys,
-                                                        self._state_of_layer(dstateT, k),
+                                                        self.state_of_layer(dstateT, k),
                                                         self._caches[k], **self._step_options)
             for n in PARAM_NAMES:
                 self.grads[f"l{k}.{n}"] += grads[n]
@@ -182,7 +184,7 @@ class Recurrent(Module):
                 mask = self._masks[k - 1]
                 dys = dxs if mask is None else dxs * mask    # undo the dropout below layer k
         dx = dxs.transpose(1, 0, 2) if self.batch_first else dxs
-        return dx, self._stack_layers(dstate0)
+        return dx, self.stack_layers(dstate0)
 
     __call__ = forward
 

@@ -17,13 +17,7 @@ applied here: ``check_steppable`` refuses a layer that would need it.
 """
 from __future__ import annotations
 
-from .errors import ConfigError, ShapeError
-
-
-def cell_options(layer):
-    """The keyword arguments the layer's cell steps take (the RNN's nonlinearity)."""
-    nonlinearity = getattr(layer, "nonlinearity", None)
-    return {} if nonlinearity is None else {"nonlinearity": nonlinearity}
+from .errors import ConfigError
 
 
 def check_steppable(layer):
@@ -42,39 +36,19 @@ def has_cell_state(layer):
 
 def split_state(layer, state):
     """Stacked state h (L, B, H) or (h, c) -> list of L cell states, h (B, H) or (h, c)."""
-    if has_cell_state(layer):
-        h, c = state
-        return [(h[k], c[k]) for k in range(layer.num_layers)]
-    return [state[k] for k in range(layer.num_layers)]
+    return [layer.state_of_layer(state, k) for k in range(layer.num_layers)]
 
 
 def join_state(layer, states):
     """List of L cell states -> stacked h (L, B, H), or (h, c) for LSTM."""
-    xp = layer.xp
-    if has_cell_state(layer):
-        return xp.stack([s[0] for s in states]), xp.stack([s[1] for s in states])
-    return xp.stack(states)
+    return layer.stack_layers(states)
 
 
-def zero_cell_states(layer, batch_size):
-    """All-zero per-layer states for a batch of ``batch_size``."""
-    return split_state(layer, layer.zero_state(batch_size))
+def initial_cell_states(layer, state, batch_size, what="initial state"):
+    """A user state (stacked, or None for zeros) -> validated list of per-layer states.
 
-
-def initial_cell_states(layer, state, batch_size):
-    """A user state (stacked, or None for zeros) -> validated list of per-layer states."""
-    if state is None:
-        return zero_cell_states(layer, batch_size)
-    want = (layer.num_layers, batch_size, layer.hidden_size)
-    parts = state if has_cell_state(layer) else (state,)
-    if has_cell_state(layer) and (not isinstance(state, (tuple, list)) or len(state) != 2):
-        raise ShapeError("an LSTM state must be a pair (h, c) of arrays shaped (L, B, H).")
-    arrays = [layer.xp.asarray(a, dtype=layer.dtype) for a in parts]
-    for a in arrays:
-        if tuple(a.shape) != want:
-            raise ShapeError(f"the state must have shape {want} (num_layers, batch, hidden), "
-                             f"got {tuple(a.shape)}.")
-    return split_state(layer, tuple(arrays) if has_cell_state(layer) else arrays[0])
+    Validation is the layer's own (ShapeError naming ``what``)."""
+    return split_state(layer, layer.as_state(state, batch_size, what))
 
 
 def stack_step_forward(layer, x, states):
@@ -84,7 +58,7 @@ def stack_step_forward(layer, x, states):
     Returns h of the top layer (B, H), the new list of states, and the list of the
     L cells' StepCaches (what ``stack_step_backward`` needs).
     """
-    options = cell_options(layer)
+    options = layer.cell_options
     new_states, caches = [], []
     for k in range(layer.num_layers):
         x, state, cache = layer.cell.step_forward(layer.layer_params(k), x, states[k], **options)
@@ -102,7 +76,7 @@ def stack_step_backward(layer, dh, dstates, caches):
     caches: the list ``stack_step_forward`` returned.
     Returns dx (B, I) and the list of L gradients at the states that entered the step.
     """
-    options = cell_options(layer)
+    options = layer.cell_options
     if dstates is None:
         dstates = zero_like_states(layer, caches)
     dstates_prev = [None] * layer.num_layers
