@@ -30,7 +30,7 @@ from .errors import ConfigError, ShapeError
 from .linear import Linear
 from .module import Module
 from .stepping import (check_steppable, initial_cell_states, join_state, stack_step_backward,
-                       stack_step_forward, zero_like_states)
+                       stack_step_forward)
 from .validation import positive_int
 
 
@@ -148,8 +148,7 @@ class SequenceRegressor(Module):
         c, xp = self._cache, self.xp
         T = dys.shape[0]
         W = self.head.params["W"]
-        dstates = (zero_like_states(self.rnn, c.steps[-1]) if dstate is None
-                   else initial_cell_states(self.rnn, dstate, dys.shape[1]))
+        dstates = initial_cell_states(self.rnn, dstate, dys.shape[1], "dstate")   # None: zeros
         dxs = xp.zeros((T,) + dys.shape[1:-1] + (self.rnn.input_size,), dtype=self.dtype)
         dy_fed = xp.zeros_like(dys[0])          # dL/dy_t through input_{t+1} = y_t (section 11)
         for t in reversed(range(T)):
