@@ -204,8 +204,7 @@ class RNN(Recurrent):
 
     def _split_options(self, options):
         nonlinearity = options.pop("nonlinearity")
-        if nonlinearity not in ("tanh", "relu"):
-            raise ConfigError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}.")
+        rnn.activation(nonlinearity)                    # ConfigError unless "tanh" or "relu"
         self.nonlinearity = nonlinearity
         init = {"identity_init": bool(options.pop("identity_init", False))}
         super()._split_options(options)
