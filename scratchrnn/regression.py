@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from . import ops
 from .backend import host_rng
 from .errors import ConfigError, ShapeError
+from .heads import mean_squared_error
 from .linear import Linear
 from .module import Module
 from .stepping import (check_steppable, initial_cell_states, join_state, stack_step_backward,
@@ -112,12 +112,8 @@ class SequenceRegressor(Module):
         Returns (loss as a Python float, final state); keeps dL/dys for ``backward``.
         """
         ys, stateT = self.forward(xs, state, warm_start)
-        targets = self.xp.asarray(targets, dtype=self.dtype)
-        if targets.shape != ys.shape:
-            raise ShapeError(f"targets must have shape {tuple(ys.shape)} (T, B, O), "
-                             f"got {tuple(targets.shape)}.")
-        self._dys = ops.mse_backward(ys, targets)                         # undo the mean square
-        return float(ops.mse(ys, targets)), stateT
+        loss, self._dys = mean_squared_error(ys, targets)                 # keeps dL/dys
+        return loss, stateT
 
     # --------------------------------------------------------------- backward
     def backward(self, dys=None, dstate=None):
