@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from . import ops
+from .cells.common import step_weight_gradients
 from .errors import ShapeError
 
 GATE_NAMES = ("r", "z", "n")
@@ -92,10 +93,8 @@ def step_backward(gate_params, dh, cache):
     dar = ops.sigmoid_backward(dan * c.hn, c.r)    # undo r ⊙ hn, then r = σ(a_r)
     daz = ops.sigmoid_backward(dz, c.z)            # undo z = σ(a_z)
     dhn = dan * c.r                                # undo r ⊙ hn: the hn path
-    grads = {}
-    for gate, da_x, da_h in (("r", dar, dar), ("z", daz, daz), ("n", dan, dhn)):
-        grads[gate] = {"W_x": c.x.T @ da_x, "W_h": c.h_prev.T @ da_h,   # undo x W_x, h W_h
-                       "b_x": da_x.sum(axis=0), "b_h": da_h.sum(axis=0)}  # undo the biases
+    grads = {gate: step_weight_gradients(c.x, c.h_prev, da_x, da_h)  # undo x W_x, h W_h, biases
+             for gate, da_x, da_h in (("r", dar, dar), ("z", daz, daz), ("n", dan, dhn))}
     dx = dar @ r_p["W_x"].T + daz @ z_p["W_x"].T + dan @ n_p["W_x"].T   # undo x W_x, per gate
     dh_prev = dh_prev + dar @ r_p["W_h"].T + daz @ z_p["W_h"].T + dhn @ n_p["W_h"].T
     return dx, dh_prev, grads
