@@ -54,11 +54,16 @@ def _docs_text() -> str:
 _CORPUS_BUILDERS = {"python-stdlib": _stdlib_text, "python-docs": _docs_text}
 
 
-def load_corpus(name: str, max_chars: int | None = None) -> str:
-    """The named corpus (one of ``CORPORA``), cut to its first ``max_chars`` characters if given."""
+def check_corpus(name: str) -> str:
+    """``name`` when it is one of ``CORPORA``; ConfigError (one sentence) otherwise."""
     if name not in _CORPUS_BUILDERS:
         raise ConfigError(f"Unknown corpus {name!r}; choose one of {', '.join(CORPORA)}.")
-    text = _CORPUS_BUILDERS[name]()
+    return name
+
+
+def load_corpus(name: str, max_chars: int | None = None) -> str:
+    """The named corpus (one of ``CORPORA``), cut to its first ``max_chars`` characters if given."""
+    text = _CORPUS_BUILDERS[check_corpus(name)]()
     return _truncate(text, max_chars)
 
 

@@ -95,7 +95,7 @@ def _encode(vocab, text, drop, where):
 def select_text(args, vocab, meta):
     """(text, prefix, train_text or None, description) for the analysis."""
     from ..batching import split_ids
-    from ..corpora import CORPORA, load_source, read_text_file
+    from ..corpora import check_corpus, load_source, read_text_file
     from ..runner import TrainConfig
 
     cfg = TrainConfig.from_json(meta["train"])
@@ -112,9 +112,7 @@ def select_text(args, vocab, meta):
             pass
         prefix = ""
     else:
-        name = args.corpus if args.corpus is not None else cfg.source
-        if args.corpus is not None and args.corpus not in CORPORA:
-            raise ConfigError(f"Unknown corpus {args.corpus!r}; choose one of {', '.join(CORPORA)}.")
+        name = check_corpus(args.corpus) if args.corpus is not None else cfg.source
         full, dropped = _encode(vocab, load_source(name, cfg.max_chars), args.drop_unknown,
                                 f"The corpus {name!r}")
         train, val, test = split_ids(range(len(full)), cfg.split)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ConfigError
-
 
 def add_parser(sub):
     p = sub.add_parser("grid", help="train the paper's grid of models and tabulate their losses",
@@ -62,14 +60,12 @@ def add_parser(sub):
 
 
 def _source(args):
-    from ..corpora import CORPORA, load_source
+    from ..corpora import check_corpus, load_source
 
     if args.text is not None:
         source = os.path.abspath(args.text)
     else:
-        source = args.corpus or "python-docs"
-        if source not in CORPORA:
-            raise ConfigError(f"Unknown corpus {source!r}; choose one of {', '.join(CORPORA)}.")
+        source = check_corpus(args.corpus or "python-docs")
     from ..runner import TrainConfig
     return source, load_source(source, args.max_chars if args.max_chars is not None else TrainConfig.max_chars)
 

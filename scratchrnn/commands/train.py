@@ -77,11 +77,8 @@ def _overrides(args):
     if args.text is not None:
         given["source"] = os.path.abspath(args.text)    # a resumed run may start elsewhere
     elif args.corpus is not None:
-        from ..corpora import CORPORA
-        from ..errors import ConfigError
-        if args.corpus not in CORPORA:
-            raise ConfigError(f"Unknown corpus {args.corpus!r}; choose one of {', '.join(CORPORA)}.")
-        given["source"] = args.corpus
+        from ..corpora import check_corpus
+        given["source"] = check_corpus(args.corpus)
     if "out_dir" in given:
         given["out_dir"] = os.path.abspath(given["out_dir"])
     if args.split is not None:
