@@ -8,6 +8,7 @@ and the training settings every point shares (data, window, batch, learning rate
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -15,7 +16,6 @@ from ..errors import ConfigError
 from ..validation import int_at_least, positive_float, positive_int
 
 CELLS = ("rnn", "gru", "lstm")
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}      # gate blocks per cell: W_x is (I, G*H)
 
 # the TrainConfig fields a grid lets the user set for every point alike
 SHARED_FIELDS = ("source", "max_chars", "seq_len", "batch_size", "lr", "dropout", "dtype",
@@ -72,14 +72,14 @@ def point_name(cell, layers, size, seed):
 
 
 def count_params(cell, layers, size, vocab_size, embedding_size=0):
-    """Parameters of the language model: per layer G*(I*H + H*H + 2H), then the head H*V + V.
+    """Parameters of the language model: per layer G*(I*H + H*H + 2H), then the head H*V + V,
+    and V*E for an embedding (the shapes are ``saved.param_shapes``'; nothing is allocated).
 
     The first layer's input I is the embedding size, or V for one-hot input."""
-    G, H, V = GATES[cell], size, vocab_size
-    first_input = embedding_size or V
-    recurrent = sum(G * (I * H + H * H + 2 * H) for I in [first_input] + [H] * (layers - 1))
-    embedding = V * embedding_size
-    return recurrent + embedding + H * V + V
+    from ..saved import param_shapes          # loaded on use, as the grid's other model parts
+    config = {"cell": cell, "num_layers": layers, "hidden_size": size, "vocab_size": vocab_size,
+              "embedding_size": embedding_size}
+    return sum(math.prod(shape) for shape in param_shapes(config).values())
 
 
 def step_cost(cell, layers, size, vocab_size=100):
