@@ -50,13 +50,20 @@ def _leftovers(directory):
     return names
 
 
-def check_fresh(directory):
-    """A fresh run's folder must be new or empty; ConfigError otherwise."""
+def _existing_unlocked(directory):
+    """Whether ``directory`` exists; ConfigError when it is a file or a live run holds it."""
     if not os.path.exists(directory):
-        return
+        return False
     if not os.path.isdir(directory):
         raise ConfigError(f"The output path {directory!r} is a file, not a directory; choose another --out.")
     check_unlocked(directory)
+    return True
+
+
+def check_fresh(directory):
+    """A fresh run's folder must be new or empty; ConfigError otherwise."""
+    if not _existing_unlocked(directory):
+        return
     if os.path.exists(os.path.join(directory, LAST)):
         raise ConfigError(f"The output directory {directory!r} already holds a run; resume it with "
                           f"--resume {os.path.join(directory, LAST)} or choose another --out.")
@@ -80,11 +87,8 @@ def check_resume(directory, checkpoint, run_id, step, branch):
     directory: the target folder (the checkpoint's own, or the --out given: ``branch``).
     ConfigError or CheckpointError (one sentence) when the folder holds another run or when
     writing there would rewind its ``last.npz``."""
-    if not os.path.exists(directory):
+    if not _existing_unlocked(directory):
         return
-    if not os.path.isdir(directory):
-        raise ConfigError(f"The output path {directory!r} is a file, not a directory; choose another --out.")
-    check_unlocked(directory)
     last = os.path.join(directory, LAST)
     if not os.path.exists(last):
         if branch and _leftovers(directory):
