@@ -182,6 +182,11 @@ def plot_predictions(wave, results, path):
     plt.close(fig)
 
 
+def geometric_mean(values, axis=None):
+    """exp(mean(log values)): the typical size of losses spread over orders of magnitude."""
+    return np.exp(np.mean(np.log(values), axis=axis))
+
+
 def plot_sampling_losses(results, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -192,14 +197,13 @@ def plot_sampling_losses(results, path):
     for i, label in enumerate(labels):
         vals = np.array([r["sampling"] for r in results[label]])
         shown = np.where(np.isfinite(vals), vals, 10.0)
-        ax1.bar(i, np.exp(np.mean(np.log(shown))), color="tab:blue" if "TF" in label
+        ax1.bar(i, geometric_mean(shown), color="tab:blue" if "TF" in label
                 else "tab:orange", alpha=0.6)
         ax1.scatter(np.full(vals.size, i), shown, c="k", s=12, zorder=3)
         hist = [r["history"] for r in results[label] if r["history"]]
         if hist:
             steps = [h[0] for h in hist[0]]
-            curve = np.exp(np.mean([np.log([max(h[2], 1e-12) for h in hh]) for hh in hist],
-                                   axis=0))
+            curve = geometric_mean([[max(h[2], 1e-12) for h in hh] for hh in hist], axis=0)
             ax2.plot(steps, curve, label=label, ls="-" if "TF" in label else "--")
     ax1.set_xticks(range(len(labels)))
     ax1.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
@@ -234,7 +238,7 @@ def main(args, backend, answers):
     plot_predictions(wave, results, f"{args.out}/sine_predictions.png")
     plot_sampling_losses(results, f"{args.out}/sine_sampling_loss.png")
 
-    gm = {label: float(np.exp(np.mean(np.log([max(r["sampling"], 1e-12) for r in runs]))))
+    gm = {label: float(geometric_mean([max(r["sampling"], 1e-12) for r in runs]))
           for label, runs in results.items()}
     med = {label: float(np.median([r["sampling"] for r in runs]))
            for label, runs in results.items()}
@@ -245,10 +249,10 @@ def main(args, backend, answers):
     fr = [gm[k] for k in gm if k.startswith("FR")]
     answers.add("Teacher forcing or learning on its own samples: which generates better?",
                 f"median sampling MSE per setting over {n_seeds} seeds: {line}. Geometric mean "
-                f"over the four settings each: teacher forcing {np.exp(np.mean(np.log(tf))):.3g}, "
-                f"free running {np.exp(np.mean(np.log(fr))):.3g} (the notebook: teacher forcing "
+                f"over the four settings each: teacher forcing {geometric_mean(tf):.3g}, "
+                f"free running {geometric_mean(fr):.3g} (the notebook: teacher forcing "
                 f"trains better, free running is much harder).",
-                bool(np.mean(np.log(tf)) < np.mean(np.log(fr))))
+                bool(geometric_mean(tf) < geometric_mean(fr)))
     final = {label: float(np.median([r["history"][-1][1] for r in runs if r["history"]] or
                                     [float("inf")])) for label, runs in results.items()}
     answers.add("What should the surrogate be: is the training loss a good guide to generation?",
