@@ -17,3 +17,11 @@ class Module:
         """Set every gradient array to zero in place (the next backward pass accumulates)."""
         for g in self.grads.values():
             g[...] = 0
+
+    def gather(self, parts):
+        """Flat ``params``/``grads`` dicts over ``parts``, a list of (prefix, part): the
+        part's own arrays (not copies) under "prefix.name"."""
+        self.params, self.grads = {}, {}
+        for prefix, part in parts:
+            self.params.update({f"{prefix}.{k}": v for k, v in part.params.items()})
+            self.grads.update({f"{prefix}.{k}": v for k, v in part.grads.items()})

@@ -59,10 +59,7 @@ class SequenceRegressor(Module):
             "output_size", output_size)
         self.head = Linear(layer.hidden_size, self.output_size, host_rng(seed), self.backend,
                            self.dtype)
-        self.params, self.grads = {}, {}
-        for prefix, part in (("rnn", self.rnn), ("head", self.head)):
-            self.params.update({f"{prefix}.{k}": v for k, v in part.params.items()})
-            self.grads.update({f"{prefix}.{k}": v for k, v in part.grads.items()})
+        self.gather([("rnn", self.rnn), ("head", self.head)])
         self._cache = None        # FreeRunCache, or None after a teacher-forced forward
         self._shape = None        # (T, B) of the last forward
         self._dys = None          # dL/dys of the last ``loss``

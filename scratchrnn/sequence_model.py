@@ -52,10 +52,7 @@ class SequenceModel(Module):
         self.loss_name, self.stateful = loss, bool(stateful)
         self.xp, self.dtype = rnn.xp, rnn.dtype
         parts = [("rnn", rnn), ("head", head)] + ([("embed", embed)] if embed is not None else [])
-        self.params, self.grads = {}, {}
-        for prefix, part in parts:
-            self.params.update({f"{prefix}.{k}": v for k, v in part.params.items()})
-            self.grads.update({f"{prefix}.{k}": v for k, v in part.grads.items()})
+        self.gather(parts)
         self.state = None            # the carried state when stateful
         self._dout = None
 
