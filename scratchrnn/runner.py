@@ -33,7 +33,7 @@ from .errors import CheckpointError, ConfigError, DataError, ScratchRNNError, Tr
 from .layers import LAYERS
 from .model import CharLM
 from .optim import LRSchedule, make_optimizer
-from .runfolder import RunLock, check_fresh, check_resume, remove_stale_temps
+from .runfolder import LAST, RunLock, check_fresh, check_resume, remove_stale_temps
 from .saved import KIND, parameter_bytes, read_run, split_arrays
 from .train import LN2, evaluate, train_step
 from .validation import finite_float, int_at_least, positive_float, positive_int
@@ -318,6 +318,11 @@ class Trainer:
             self.state = (h, self.backend.asarray(state["c"])) if "c" in state else h
 
     # ------------------------------------------------------------- checkpoints
+    @property
+    def last_path(self):
+        """The run folder's ``last.npz``: the checkpoint every evaluation and stop rewrites."""
+        return os.path.join(self.cfg.out_dir, LAST)
+
     def _save(self, path):
         cfg, p = self.cfg, self.progress
         arrays = {f"param/{k}": v for k, v in self.model.params.items()}
@@ -339,7 +344,7 @@ class Trainer:
 
     def _kept(self):
         """How a stop for divergence leaves the run directory, as a clause."""
-        last = os.path.join(self.cfg.out_dir, "last.npz")
+        last = self.last_path
         return f"the last good checkpoint {last!r} is kept" if os.path.exists(last) else "no checkpoint was written"
 
     def _write_history(self):
@@ -365,7 +370,7 @@ class Trainer:
             self._save(p.best_path)
         else:
             p.evals_since_best += 1
-        self._save(os.path.join(cfg.out_dir, "last.npz"))
+        self._save(self.last_path)
         self._write_history()
         return scores
 
@@ -420,8 +425,7 @@ class Trainer:
 
     def _stop_for_signal(self):
         """Write the final checkpoint (atomically) and raise Interrupted saying where it is."""
-        cfg, p = self.cfg, self.progress
-        last = os.path.join(cfg.out_dir, "last.npz")
+        p, last = self.progress, self.last_path
         self._save(last)
         self._write_history()
         name = signal.Signals(self._stop_signal).name
@@ -503,7 +507,7 @@ class Trainer:
         finally:
             bar.close()
         return TrainResult(self.model, self.data.vocab, p.history,
-                           os.path.join(cfg.out_dir, "last.npz"), p.best_path, p.best_val, reason, p.step)
+                           self.last_path, p.best_path, p.best_val, reason, p.step)
 
 
 def threading_main():
