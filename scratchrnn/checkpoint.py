@@ -128,7 +128,7 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> None:
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         write_atomically(path, lambda f: _write_npz(f, host))
-        _write_sidecar(path, record)
+        _write_sidecar(path, _sidecar_bytes(record))
     except OSError as exc:
         raise CheckpointError(f"Could not write the checkpoint {path!r} "
                               f"({exc.strerror or exc}).") from exc
@@ -138,8 +138,8 @@ def _sidecar_bytes(record: dict) -> bytes:
     return (json.dumps(record, sort_keys=True, indent=2) + "\n").encode("utf-8")
 
 
-def _write_sidecar(path, record: dict) -> None:
-    write_atomically(sidecar_path(path), lambda f: f.write(_sidecar_bytes(record)))
+def _write_sidecar(path, readable: bytes) -> None:
+    write_atomically(sidecar_path(path), lambda f: f.write(readable))
 
 
 def repair_sidecar(path) -> bool:
@@ -157,7 +157,7 @@ def repair_sidecar(path) -> bool:
                 return False
     except OSError:
         pass
-    _write_sidecar(path, meta)
+    _write_sidecar(path, want)
     return True
 
 
