@@ -47,11 +47,13 @@ def test_sigkilled_grid_resumes_where_it_stopped(tmp_path):
     small = folder / "runs" / "rnn-1x8-seed0"
     proc = start_grid(*args, cwd=tmp_path)
     try:
-        _wait_for(lambda: last_eval_step(small) >= EVERY, proc, "the second point's checkpoint")
-        # while it runs, a second grid on the same folder is refused in one sentence
+        # while it runs, a second grid on the same folder is refused in one sentence (checked
+        # first: starting that second process takes longer than the tiny points take to finish)
+        _wait_for(lambda: (folder / "grid.lock").exists(), proc, "the grid's lock")
         second = run_grid(*args, cwd=tmp_path)
         assert second.returncode == 2 and "Another grid (process" in second.stderr
         assert second.stderr.count("\n") == 1
+        _wait_for(lambda: last_eval_step(small) >= EVERY, proc, "the second point's checkpoint")
         workers = children(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
