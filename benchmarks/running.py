@@ -187,13 +187,10 @@ def machine_info():
 
 def versions():
     import numpy
+
+    from scratchrnn import blas_kernel
     v = {"numpy": numpy.__version__}
-    try:
-        cfg = numpy.show_config(mode="dicts")
-        blas = cfg.get("Build Dependencies", {}).get("blas", {})
-        v["blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:
-        pass
+    v["blas"] = blas_kernel.describe()
     for mod in ("torch", "cupy", "scipy"):
         try:
             v[mod] = __import__(mod).__version__

@@ -117,14 +117,11 @@ def machine_info():
 def versions():
     import numpy
 
+    from scratchrnn import blas_kernel
+
     import scratchrnn
     v = {"scratchrnn": getattr(scratchrnn, "__version__", "?"), "numpy": numpy.__version__}
-    try:
-        cfg = numpy.show_config(mode="dicts")
-        blas = cfg.get("Build Dependencies", {}).get("blas", {})
-        v["blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:      # older NumPy: no dict mode
-        pass
+    v["blas"] = blas_kernel.describe()
     try:
         import subprocess
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,

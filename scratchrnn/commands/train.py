@@ -12,6 +12,7 @@ import os
 import shlex
 import time
 
+from ..blas_kernel import blas_advice
 from ..runner import TrainConfig, Trainer
 
 # flag -> TrainConfig field, for the flags whose default is "what the config says"
@@ -137,6 +138,9 @@ def run(args):
           f"{m.num_params():,} parameters) on {cfg.source!r}: vocab {len(trainer.data.vocab)}, "
           f"{len(trainer.data.train):,} train / {len(trainer.data.val):,} val tokens; "
           f"backend {m.backend.name}; engine {m.rnn.engine}; run dir {cfg.out_dir}", flush=True)
+    advice = blas_advice() if m.backend.name == "numpy" else None
+    if advice:
+        print(f"note: {advice}", flush=True)
     _show_sample(trainer, "sample before training", args.sample_length, cfg.seed)
     result = trainer.run()
     _show_sample(trainer, f"sample after {result.steps} steps", args.sample_length, cfg.seed)
