@@ -166,6 +166,31 @@ def test_compiled_backward_on_a_reference_cache(fast):
                   fast(cell).backward(params, dys, dstateT, cache), TOL["float32"], "lstm")
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("above", [False, True], ids=["at-the-limit", "above-it"])
+def test_compiled_lstm_batch_one_loop_equals_reference(monkeypatch, dtype, above):
+    """At batch 1 and H up to BATCH_ONE_MAX_H the compiled LSTM runs its whole time loop in
+    one C call (the vector-matrix products in C); above that H, the per-step path. Both equal
+    the book, and the one-call loop is the one that ran."""
+    from scratchrnn.engines import cpu_compiled
+    if not cpu_compiled.available():
+        pytest.skip(f"compiled helper unavailable: {cpu_compiled.unavailable_reason()}")
+    called, real = [], cpu_compiled._function
+    monkeypatch.setattr(cpu_compiled, "_function", lambda name, dt: called.append(name) or real(name, dt))
+    cell, H = CELLS["lstm"], cpu_compiled.BATCH_ONE_MAX_H + int(above)
+    problem = _random_problem(cell, 7, 1, 5, H, dtype, seed=H, backend=get_backend("numpy"))
+    engine = Engine(*numpy_fast.engine("lstm", compiled=True))
+    _assert_close(_run(cell, problem, "reference", {}), _run(cell, problem, engine, {}), TOL[dtype],
+                  "lstm")
+    one_call = {"lstm_seq_fwd_b1", "lstm_seq_bwd_b1"}
+    assert (one_call <= set(called)) is not above and (one_call & set(called) == set()) is above
+    params, xs, state0, dys, dstateT = problem                  # a NaN still propagates
+    xs[2, 0, 0] = np.nan
+    got = _run(cell, (params, xs, state0, dys, dstateT), engine, {})
+    assert np.isfinite(got["ys"][:2]).all() and np.isnan(got["ys"][2:]).all()
+    assert np.isnan(got["grads"]["W_h"]).any() and np.isnan(got["dxs"][:3]).all()
+
+
 def test_backward_can_run_twice_on_one_cache(fast):
     """The fast backward leaves the cache intact (the book's does too)."""
     cell = CELLS["gru"]

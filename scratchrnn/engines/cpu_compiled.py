@@ -6,7 +6,10 @@ gate math makes over each (B, G·H) block. Here the whole gate math of one step 
 ONE C function (one pass, SIMD ``tanh`` from glibc's libmvec), generated from the
 elementwise statements of ``gate_math.py`` (the CuPy kernels' source too), called through
 ``ctypes``; the GEMMs stay NumPy's (OpenBLAS). A step is then: forward
-``h @ W_h`` + one call; backward one call + ``da @ W_hᵀ``.
+``h @ W_h`` + one call; backward one call + ``da @ W_hᵀ``. At batch 1 (H up to
+``BATCH_ONE_MAX_H``) the LSTM's whole time loop is one call instead: the per-step
+vector-matrix products are done in C, which saves two NumPy/BLAS calls and one ctypes
+call a step (fwd+bwd 1.6x faster at T50 H100; docs/performance.md §2).
 
 The C source below is compiled on first use with the system C compiler
 (``$CC`` or ``cc``) into ``$SCRATCHRNN_CACHE`` (default ``~/.cache/scratchrnn``),
@@ -43,8 +46,54 @@ __attribute__((simd("notinbranch"))) double tanh(double);
 __attribute__((simd("notinbranch"))) float tanhf(float);
 #endif
 """
-SOURCE = gate_math.c_source().replace("#include <stddef.h>\n", "#include <stddef.h>\n" + SIMD_TANH, 1)
-"""The C helper: ``gate_math``'s elementwise statements in loops, float and double."""
+BATCH_ONE_LOOPS = """
+/* The LSTM's whole time loop at batch 1 (one call per sequence, no BLAS call per step):
+   the product h W_h is a vector-matrix product, done here row by row of W_h (H, 4H);
+   the gate math of each step is the generated lstm_fwd / lstm_bwd above. */
+#define BATCH_ONE_LOOPS(C, SUF)                                                        \
+void lstm_seq_fwd_b1_##SUF(long T, long H, const C *restrict W_h, const C *h0,          \
+                           const C *c0, C *gates, C *hs, C *cs, C *tanh_cs,              \
+                           C *restrict ah) {                                             \
+  const C *h = h0, *c = c0;                                                              \
+  for (long t = 0; t < T; ++t) {                                                         \
+    for (long n = 0; n < 4 * H; ++n) ah[n] = 0;                                          \
+    for (long k = 0; k < H; ++k) {                /* ah = h W_h */                       \
+      const C hk = h[k], *restrict w = W_h + k * 4 * H;                                  \
+      for (long n = 0; n < 4 * H; ++n) ah[n] += hk * w[n];                               \
+    }                                                                                    \
+    lstm_fwd_##SUF(1, H, ah, c, gates + t * 4 * H, cs + t * H, tanh_cs + t * H,         \
+                   hs + t * H);                                                          \
+    h = hs + t * H; c = cs + t * H;                                                      \
+  }                                                                                      \
+}                                                                                        \
+void lstm_seq_bwd_b1_##SUF(long T, long H, const C *restrict W_hT, const C *dys,        \
+                           const C *gates, const C *cs, const C *c0, const C *tanh_cs,  \
+                           C *das, C *restrict dh, C *restrict dc, C *restrict dc_prev) { \
+  for (long t = T - 1; t >= 0; --t) {                                                    \
+    const C *c_prev = t > 0 ? cs + (t - 1) * H : c0;                                    \
+    C *restrict da = das + t * 4 * H;                                                    \
+    lstm_bwd_##SUF(1, H, dys + t * H, dh, dc, gates + t * 4 * H, c_prev,                \
+                   tanh_cs + t * H, da, dc_prev);                                        \
+    for (long k = 0; k < H; ++k) dh[k] = 0;                                              \
+    for (long n = 0; n < 4 * H; ++n) {            /* undo h_prev W_h: dh = da W_hᵀ, */   \
+      const C dan = da[n], *restrict w = W_hT + n * H;  /* as rows of W_hᵀ (4H, H): */   \
+      for (long k = 0; k < H; ++k) dh[k] += dan * w[k]; /* no reduction to reorder */    \
+    }                                                                                    \
+    for (long k = 0; k < H; ++k) dc[k] = dc_prev[k];                                     \
+  }                                                                                      \
+}
+BATCH_ONE_LOOPS(float, f32)
+BATCH_ONE_LOOPS(double, f64)
+"""
+
+SOURCE = (gate_math.c_source().replace("#include <stddef.h>\n", "#include <stddef.h>\n" + SIMD_TANH, 1)
+          + BATCH_ONE_LOOPS)
+"""The C helper: ``gate_math``'s elementwise statements in loops, float and double, and the
+LSTM's batch-1 time loops around them."""
+
+BATCH_ONE_MAX_H = 128
+"""The batch-1 loops run up to this H; above it W_h (4H² elements) no longer fits the L2
+cache, the vector-matrix product is bound by memory, and two BLAS threads do it faster."""
 
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared"]
 """No -ffast-math: NaN and inf must propagate so that a diverging run is detected."""
@@ -88,6 +137,9 @@ def _build():
             fn.argtypes = [ctypes.c_long, ctypes.c_long] + [ctypes.c_void_p] * (
                 len(op.inputs) + len(op.outputs))
             fn.restype = None
+    for suf in ("f32", "f64"):
+        getattr(lib, f"lstm_seq_fwd_b1_{suf}").argtypes = [ctypes.c_long] * 2 + [ctypes.c_void_p] * 8
+        getattr(lib, f"lstm_seq_bwd_b1_{suf}").argtypes = [ctypes.c_long] * 2 + [ctypes.c_void_p] * 10
     return lib
 
 
@@ -142,6 +194,10 @@ def lstm_forward(params, xs, state0):
     step_g, step_h = gates.strides[0], hs.strides[0]
     p_g, p_h, p_c, p_tc = (a.ctypes.data for a in (gates, hs, cs, tanh_cs))
     p_ah = ah.ctypes.data
+    if B == 1 and H <= BATCH_ONE_MAX_H:                         # the whole loop in one call
+        _function("lstm_seq_fwd_b1", dt)(T, H, W_h.ctypes.data, h0c.ctypes.data, c0c.ctypes.data,
+                                         p_g, p_h, p_c, p_tc, p_ah)
+        return hs, (hs[-1], cs[-1]), _lstm.Cache(xs, h0, c0, hs, cs, gates, tanh_cs)
     h, p_cprev = h0c, c0c.ctypes.data
     for t in range(T):
         np.matmul(h, W_h, out=ah)
@@ -158,7 +214,6 @@ def lstm_backward(params, dys, dstateT, cache):
     dt = np.result_type(dys, hs)
     dys = np.ascontiguousarray(dys, dtype=dt)
     c0c = np.ascontiguousarray(c0, dtype=dt)
-    W_hT = np.ascontiguousarray(params["W_h"].T, dtype=dt)
     das = np.empty((T, B, 4 * H), dt)
     dh_next = np.array(dstateT[0], dtype=dt, copy=True, order="C")
     dc_a = np.array(dstateT[1], dtype=dt, copy=True, order="C")
@@ -167,6 +222,13 @@ def lstm_backward(params, dys, dstateT, cache):
     sg, sh = gates.strides[0], hs.strides[0]
     p_g, p_tc, p_c, p_dy, p_da = (a.ctypes.data for a in (gates, tanh_cs, cs, dys, das))
     p_dh = dh_next.ctypes.data
+    if B == 1 and H <= BATCH_ONE_MAX_H:                         # the whole loop in one call
+        W_hT = np.ascontiguousarray(params["W_h"].T, dtype=dt)
+        _function("lstm_seq_bwd_b1", dt)(T, H, W_hT.ctypes.data, p_dy, p_g, p_c, c0c.ctypes.data,
+                                         p_tc, p_da, p_dh, dc_a.ctypes.data, dc_b.ctypes.data)
+        dxs, grads = weight_gradients(xs, previous_states(h0, hs), das, None, params["W_x"])
+        return dxs, (dh_next, dc_a), grads
+    W_hT = np.ascontiguousarray(params["W_h"].T, dtype=dt)
     for t in range(T - 1, -1, -1):
         p_cprev = p_c + (t - 1) * sh if t > 0 else c0c.ctypes.data
         bwd(B, H, p_dy + t * sh, p_dh, dc_a.ctypes.data, p_g + t * sg, p_cprev, p_tc + t * sh,
