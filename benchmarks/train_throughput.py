@@ -117,9 +117,8 @@ def machine_info():
 def versions():
     import numpy
 
-    from scratchrnn import blas_kernel
-
     import scratchrnn
+    from scratchrnn import blas_kernel
     v = {"scratchrnn": getattr(scratchrnn, "__version__", "?"), "numpy": numpy.__version__}
     v["blas"] = blas_kernel.describe()
     try:

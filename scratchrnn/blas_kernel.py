@@ -10,7 +10,8 @@ GEMM on 2 cores: 228 GFLOP/s with "Haswell", 421-434 with OpenBLAS's own choice,
 scratchrnn never changes the variable: it is the user's (or the machine's) choice, and
 it must be set before NumPy loads. It reports: ``openblas_kernel()`` names the kernel set
 in use, ``blas_advice()`` gives one sentence when the CPU has AVX-512 and the kernels do
-not use it. The benchmarks record both; ``scratchrnn train`` prints the advice.
+not use it. The benchmark records name the kernel set (``describe()``); ``scratchrnn
+train`` prints the advice.
 """
 from __future__ import annotations
 

@@ -218,7 +218,6 @@ def lstm_backward(params, dys, dstateT, cache):
     dh_next = np.array(dstateT[0], dtype=dt, copy=True, order="C")
     dc_a = np.array(dstateT[1], dtype=dt, copy=True, order="C")
     dc_b = np.empty((B, H), dt)
-    bwd = _function("lstm_bwd", dt)
     sg, sh = gates.strides[0], hs.strides[0]
     p_g, p_tc, p_c, p_dy, p_da = (a.ctypes.data for a in (gates, tanh_cs, cs, dys, das))
     p_dh = dh_next.ctypes.data
@@ -229,6 +228,7 @@ def lstm_backward(params, dys, dstateT, cache):
         dxs, grads = weight_gradients(xs, previous_states(h0, hs), das, None, params["W_x"])
         return dxs, (dh_next, dc_a), grads
     W_hT = np.ascontiguousarray(params["W_h"].T, dtype=dt)
+    bwd = _function("lstm_bwd", dt)
     for t in range(T - 1, -1, -1):
         p_cprev = p_c + (t - 1) * sh if t > 0 else c0c.ctypes.data
         bwd(B, H, p_dy + t * sh, p_dh, dc_a.ctypes.data, p_g + t * sg, p_cprev, p_tc + t * sh,
