@@ -432,9 +432,11 @@ class Trainer:
         raise Interrupted(f"Stopped by {name} at step {p.step}; the run is saved in {last!r} "
                           f"(continue it with: scratchrnn train --resume {last}).", self._stop_signal)
 
-    def _progress_bar(self, started):
+    def _progress_bar(self):
         """tqdm over steps (max_steps as the total) or, under a time budget alone, over
-        seconds with the budget as the total, so the bar has an end and an ETA."""
+        seconds with the budget as the total, so the bar has an end and an ETA. Returns the
+        bar and ``position(started)``: where it stands, given when the clock last restarted
+        (the time before that is already in ``progress.elapsed_s``)."""
         from tqdm import tqdm
         cfg, p = self.cfg, self.progress
         common = dict(disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True, leave=True)
@@ -443,8 +445,9 @@ class Trainer:
             bar = tqdm(total=round(budget, 1), initial=round(min(p.elapsed_s, budget), 1), unit="s",
                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]",
                        **common)
-            return bar, lambda: min(budget, p.elapsed_s + time.perf_counter() - started)
-        return tqdm(total=cfg.max_steps, initial=p.step, unit="step", **common), lambda: p.step
+            return bar, lambda started: min(budget, p.elapsed_s + time.perf_counter() - started)
+        return (tqdm(total=cfg.max_steps, initial=p.step, unit="step", **common),
+                lambda started: p.step)
 
     def run(self):
         """Train until the budget is spent; returns a TrainResult."""
@@ -472,7 +475,7 @@ class Trainer:
         started = time.perf_counter()
         tokens_per_step = cfg.batch_size * cfg.seq_len
         unit = self.data.vocab.level
-        bar, position = self._progress_bar(started)
+        bar, position = self._progress_bar()
         window_losses, window_start = [], time.perf_counter()
         reason = self._budget_left(started)
         try:
@@ -484,7 +487,7 @@ class Trainer:
                     p.history["train"].append({"step": p.step, "loss": loss})
                 now = time.perf_counter()
                 rate = len(window_losses) * tokens_per_step / max(now - window_start, 1e-9)
-                bar.update(position() - bar.n)
+                bar.update(position(started) - bar.n)
                 bar.set_postfix({"loss": f"{loss:.3f}", f"bits/{unit}": f"{loss / LN2:.3f}",
                                  f"{unit}s/s": f"{rate:,.0f}"}, refresh=False)
                 if self._stop_signal is not None:

@@ -527,11 +527,29 @@ def test_a_time_budget_is_the_progress_bars_total():
         t = Trainer(TrainConfig(source="python-docs", max_chars=3000, hidden_size=4, num_layers=1,
                                 seq_len=8, batch_size=2, max_minutes=0.5, max_steps=None,
                                 progress=True, out_dir=os.path.join(d, "r")))
-        bar, position = t._progress_bar(0.0)
+        bar, position = t._progress_bar()
         try:
             assert bar.total == 30.0 and bar.unit == "s"
         finally:
             bar.close()
+
+
+def test_the_time_bar_counts_each_second_once(tmp_path):
+    """The loop restarts its clock at every evaluation after adding the time so far to
+    progress.elapsed_s; the bar must then count from the new start (it once counted from
+    the first one, and ran ahead: 104 of 180 s after 53 s)."""
+    import time
+
+    from scratchrnn.runner import TrainConfig, Trainer
+    t = Trainer(TrainConfig(source="python-docs", max_chars=3000, hidden_size=4, num_layers=1,
+                            seq_len=8, batch_size=2, max_minutes=10, max_steps=None,
+                            progress=False, out_dir=str(tmp_path / "r")))
+    bar, position = t._progress_bar()
+    bar.close()
+    restarted = time.perf_counter()
+    t.progress.elapsed_s = 40.0                   # 40 s trained before the clock restarted
+    assert 40.0 <= position(restarted) < 45.0
+    assert position(restarted - 5.0) >= 45.0      # and 5 s since: 45
 
 
 # ----------------------------------------------------------- signals (subprocess)
