@@ -38,7 +38,6 @@ import datetime as _dt
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -47,6 +46,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 if __package__ in (None, ""):       # run as a script: make the benchmarks package importable
     sys.path.insert(0, os.path.dirname(HERE))
+
+from benchmarks import running  # noqa: E402  (after the path fix above)
 
 CELLS = ("rnn", "gru", "lstm")
 IMPLS = ("scratch", "torch")
@@ -99,19 +100,10 @@ def parse_args(argv=None):
 
 
 def machine_info():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    """The harness's machine record, plus the BLAS/OpenMP thread variables in force."""
     threads = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                                "MKL_NUM_THREADS") if os.environ.get(k)}
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "thread_env": threads}
+    return dict(running.machine_info(), thread_env=threads)
 
 
 def versions():
@@ -145,66 +137,10 @@ def build_config(a, cell, out_dir):
 
 
 # ------------------------------------------------------- other work on the machine (Linux)
-def _busy_jiffies():
-    """CPU time spent busy by the whole machine, in clock ticks (None off Linux)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return user + nice + system + irq + softirq + steal
-
-
-def _own_jiffies(pid="self"):
-    """CPU time of process ``pid`` (all its threads), in clock ticks."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            rest = f.read().rsplit(")", 1)[1].split()
-        return int(rest[11]) + int(rest[12])          # utime, stime
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-class ForeignLoad:
-    """Share of the machine's CPU capacity used by *other* processes between start and stop."""
-
-    def start(self):
-        self.t, self.busy, self.own = time.perf_counter(), _busy_jiffies(), _own_jiffies()
-        return self
-
-    def stop(self):
-        busy, own = _busy_jiffies(), _own_jiffies()
-        if None in (busy, own, self.busy, self.own):
-            return None
-        hz, cores = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
-        capacity = (time.perf_counter() - self.t) * hz * cores
-        return max(0.0, ((busy - self.busy) - (own - self.own)) / capacity) if capacity else None
-
-
 def wait_for_idle(max_wait_s, threshold, log):
-    """Wait (up to max_wait_s) for a 1-second window in which other processes use less than
-    ``threshold`` of the CPUs. Returns the last measured foreign load."""
-    deadline, load = time.perf_counter() + max_wait_s, None
-    while True:
-        probe = ForeignLoad().start()
-        time.sleep(1.0)
-        load = probe.stop()
-        if load is None or load < threshold or time.perf_counter() >= deadline:
-            return load
-        log(f"waiting for the machine to go quiet: other processes use {100 * load:.0f}% of the CPUs")
-
-
-def settle(pid, max_s=0.5, probe_s=0.02):
-    """Wait until process ``pid`` stops using CPU: OpenBLAS threads spin for ~70 ms after the
-    last GEMM and would take a core from the other implementation's next round."""
-    end, prev = time.perf_counter() + max_s, _own_jiffies(pid)
-    while time.perf_counter() < end:
-        time.sleep(probe_s)
-        cur = _own_jiffies(pid)
-        if cur == prev:
-            return
-        prev = cur
+    """Wait (up to max_wait_s) for other processes to use less than ``threshold`` of the CPUs
+    (``running.wait_for_idle``, this process being the only one of ours that runs)."""
+    return running.wait_for_idle([os.getpid()], max_wait_s, threshold, log=log)[0]
 
 
 # ------------------------------------------------------- one implementation in one process
@@ -230,13 +166,13 @@ class _TorchRun:
 def timed_steps(run, steps):
     """Wall seconds, process CPU seconds and foreign load for ``steps`` full training steps."""
     run.synchronize()
-    probe = ForeignLoad().start()
+    probe = running.LoadMeter([os.getpid()])
     c0, t0 = time.process_time(), time.perf_counter()
     for _ in range(steps):
         run.train_step()
     run.synchronize()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return wall, cpu, probe.stop()
+    return wall, cpu, probe.foreign()
 
 
 def worker(conn, impl, a):
@@ -323,7 +259,7 @@ def run(a, log=print):
                 log(f"{cell} {impl}: {r['params']:,} parameters, vocab {r['vocab']}, warm-up "
                     f"{r['warmup_steps']} steps ({r['warmup_ms_per_step']:.1f} ms/step) -> "
                     f"{r['steps_per_round']} steps/round")
-                settle(w.proc.pid)
+                running.settle(w.proc.pid)
         rounds = {cell: {impl: [] for impl in impls} for cell in a.cells}
         for r in range(a.rounds):
             order = impls[r % len(impls):] + impls[:r % len(impls)]     # swap who goes first
@@ -332,7 +268,7 @@ def run(a, log=print):
                     if a.wait_idle > 0:          # a quiet machine before each round, if it comes soon
                         wait_for_idle(min(a.wait_idle, 60.0), CLEAN, log)
                     rounds[cell][impl].append(workers[impl].ask("round", cell))
-                    settle(workers[impl].proc.pid)
+                    running.settle(workers[impl].proc.pid)
             log(f"round {r + 1}/{a.rounds}: " + "  ".join(
                 f"{c} {i} {rounds[c][i][-1]['chars_per_s']:,.0f}" for c in a.cells for i in impls)
                 + " chars/s")
