@@ -108,8 +108,14 @@ class CharLM(Module):
         ids, targets: (T, B) int.  mask: (T, B) 0/1 or None.
         Returns (loss as a Python float, final state); keeps what backward needs.
         """
+        loss, state = self.loss_array(ids, targets, state, mask)
+        return float(loss), state
+
+    def loss_array(self, ids, targets, state=None, mask=None):
+        """``loss`` with the loss left where it was computed: a 0-d array on the backend's
+        device, so that a GPU training step need not wait to read it (engines.device_step)."""
         logits, state = self.forward(ids, state)
-        loss, self._cache = self.loss_from_logits(logits, targets, mask)
+        loss, self._cache = self._loss_and_cache(logits, targets, mask)
         return loss, state
 
     def loss_from_logits(self, logits, targets, mask=None):
@@ -117,11 +123,16 @@ class CharLM(Module):
 
         Returns (mean cross-entropy as a Python float, LossCache).
         """
+        loss, cache = self._loss_and_cache(logits, targets, mask)
+        return float(loss), cache
+
+    def _loss_and_cache(self, logits, targets, mask):
+        """(mean cross-entropy as a 0-d array, LossCache) for logits (T, B, V)."""
         T, B, V = logits.shape
         targets = self.xp.asarray(targets).reshape(T * B)
         mask = None if mask is None else self.xp.asarray(mask).reshape(T * B)
         loss, probs = ops.cross_entropy(logits.reshape(T * B, V), targets, mask)
-        return float(loss), LossCache(targets, mask, probs, (T, B))
+        return loss, LossCache(targets, mask, probs, (T, B))
 
     def backward(self, dstate=None):
         """Backpropagate the last ``loss`` (dloss = 1). Adds into ``grads``.

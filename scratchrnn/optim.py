@@ -30,8 +30,11 @@ class Optimizer:
     """Shared machinery: lazily created per-parameter state slots, a step counter, save/load.
 
     Subclasses name their state slots in ``SLOTS`` (or override ``slots()``), their
-    hyper-parameters in ``HYPER``, and implement ``_update(xp, p, g, state, t)`` for one
-    parameter at step ``t`` (1-based), ``state`` mapping slot name -> that parameter's array.
+    hyper-parameters in ``HYPER``, and implement ``_update(xp, p, g, state, t, lr)`` for one
+    parameter at step ``t`` (1-based) with learning rate ``lr``, ``state`` mapping slot name
+    -> that parameter's array. ``t`` and ``lr`` are arguments rather than read from ``self``
+    so that they may also be 0-d arrays on the device (``engines.device_step``), where the
+    same update then runs without reading anything back to the host.
     """
 
     NAME = ""
@@ -60,12 +63,16 @@ class Optimizer:
         if missing:
             raise KeyError(f"no gradient for parameter(s) {sorted(missing)}")
         self.t += 1
-        for key, p in params.items():
-            g = grads[key]
-            state = {slot: self._slot(slot, key, p) for slot in self.slots()}
-            self._update(backend_of(p).xp, p, g, state, self.t)
+        self.update_all(params, grads, self.t, self.lr)
 
-    def _update(self, xp, p, g, state, t) -> None:
+    def update_all(self, params: dict, grads: dict, t, lr) -> None:
+        """The update of every parameter at step ``t`` with learning rate ``lr`` (Python
+        numbers, or 0-d arrays on the parameters' device); does not advance ``self.t``."""
+        for key, p in params.items():
+            state = {slot: self._slot(slot, key, p) for slot in self.slots()}
+            self._update(backend_of(p).xp, p, grads[key], state, t, lr)
+
+    def _update(self, xp, p, g, state, t, lr) -> None:
         raise NotImplementedError
 
     # ---------------------------------------------------------- save / restore
@@ -116,17 +123,17 @@ class SGD(Optimizer):
         """Plain SGD keeps no state; with momentum, one velocity per parameter."""
         return self.SLOTS if self.momentum else ()
 
-    def _update(self, xp, p, g, state, t):
+    def _update(self, xp, p, g, state, t, lr):
         if self.momentum == 0.0:
-            p -= self.lr * g
+            p -= lr * g
             return
         v = state["velocity"]
         v *= self.momentum
         v += g                                           # v = mu v + g
         if self.nesterov:
-            p -= self.lr * (g + self.momentum * v)
+            p -= lr * (g + self.momentum * v)
         else:
-            p -= self.lr * v
+            p -= lr * v
 
 
 class Adagrad(Optimizer):
@@ -138,10 +145,10 @@ class Adagrad(Optimizer):
         super().__init__(lr)
         self.eps = positive_float("eps", eps)
 
-    def _update(self, xp, p, g, state, t):
+    def _update(self, xp, p, g, state, t, lr):
         mem = state["mem"]
         mem += g * g
-        p -= self.lr * g / xp.sqrt(mem + self.eps)
+        p -= lr * g / xp.sqrt(mem + self.eps)
 
 
 class RMSProp(Optimizer):
@@ -154,11 +161,11 @@ class RMSProp(Optimizer):
         self.decay = _check_fraction("decay", decay)
         self.eps = positive_float("eps", eps)
 
-    def _update(self, xp, p, g, state, t):
+    def _update(self, xp, p, g, state, t, lr):
         ms = state["ms"]
         ms *= self.decay
         ms += (1.0 - self.decay) * (g * g)
-        p -= self.lr * g / (xp.sqrt(ms) + self.eps)
+        p -= lr * g / (xp.sqrt(ms) + self.eps)
 
 
 class Adam(Optimizer):
@@ -173,7 +180,7 @@ class Adam(Optimizer):
         self.beta2 = _check_fraction("beta2", beta2)
         self.eps = positive_float("eps", eps)
 
-    def _update(self, xp, p, g, state, t):
+    def _update(self, xp, p, g, state, t, lr):
         m, v = state["m"], state["v"]
         m *= self.beta1
         m += (1.0 - self.beta1) * g
@@ -181,7 +188,7 @@ class Adam(Optimizer):
         v += (1.0 - self.beta2) * (g * g)
         m_hat = m / (1.0 - self.beta1 ** t)
         v_hat = v / (1.0 - self.beta2 ** t)
-        p -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+        p -= lr * m_hat / (xp.sqrt(v_hat) + self.eps)
 
 
 OPTIMIZERS = {cls.NAME: cls for cls in (SGD, Adagrad, RMSProp, Adam)}
@@ -228,13 +235,19 @@ class LRSchedule:
 
 
 # ----------------------------------------------------------------------- clipping
-def global_grad_norm(grads: dict) -> float:
-    """sqrt(sum over every array of sum(g*g)), accumulated in float64; a Python float."""
+def global_grad_norm_array(grads: dict):
+    """sqrt(sum over every array of sum(g*g)), accumulated in float64, as a 0-d float64
+    array on the gradients' device (nothing is read back to the host)."""
     total = 0.0
     for g in grads.values():
         # squares in g's dtype, summed in float64 (no float64 copy of every gradient)
-        total = total + (g * g).sum(dtype=backend_of(g).xp.float64)   # on the device until the end
-    return math.sqrt(float(total))
+        total = total + (g * g).sum(dtype=backend_of(g).xp.float64)
+    return backend_of(total).xp.sqrt(total)
+
+
+def global_grad_norm(grads: dict) -> float:
+    """The global gradient norm (``global_grad_norm_array``) as a Python float."""
+    return float(global_grad_norm_array(grads))
 
 
 def clip_grad_norm(grads: dict, max_norm) -> float:
@@ -247,6 +260,20 @@ def clip_grad_norm(grads: dict, max_norm) -> float:
         scale = max_norm / norm
         for g in grads.values():
             g *= scale
+    return norm
+
+
+def clip_grad_norm_on_device(grads: dict, max_norm):
+    """``clip_grad_norm`` without reading the norm back: the same scale, max_norm / norm
+    when the norm is finite and above ``max_norm`` and 1 otherwise, is chosen on the
+    device and multiplies every gradient (by exactly 1 when there is nothing to clip).
+    Returns the norm before clipping as a 0-d float64 device array."""
+    max_norm = positive_float("max_norm", max_norm)
+    norm = global_grad_norm_array(grads)
+    xp = backend_of(norm).xp
+    scale = xp.where(xp.isfinite(norm) & (norm > max_norm), max_norm / norm, 1.0)
+    for g in grads.values():
+        g *= scale.astype(g.dtype)
     return norm
 
 

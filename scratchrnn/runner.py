@@ -5,7 +5,8 @@
 
 Each step takes the next window (T, B), starts from zeros at an epoch start, else carries
 the state of the previous window, and calls ``train.train_step`` (loss -> backward ->
-clip -> update). Every ``eval_every`` steps the val split is scored and ``last.npz`` is
+clip -> update); on a GPU, ``engines.device_step`` runs the same step without reading the
+loss or the gradient norm back mid-step, and the loss is read once after it. Every ``eval_every`` steps the val split is scored and ``last.npz`` is
 written (atomically); when val improves, a char-rnn style ``lm_epoch{e}_val{v}.npz`` too.
 A run resumed from ``last.npz`` continues bit-identically on the CPU: the checkpoint holds
 the weights, the optimizer state, the stream position and the carried hidden state, and
@@ -15,6 +16,7 @@ generator.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import hashlib
 import math
@@ -29,6 +31,7 @@ from .backend import CPU, get_backend
 from .batching import BatchStream, split_ids
 from .checkpoint import checkpoint_name, save_checkpoint, write_atomically
 from .corpora import load_source
+from .engines.device_step import DeviceStep
 from .errors import CheckpointError, ConfigError, DataError, ScratchRNNError, TrainingDiverged
 from .layers import LAYERS
 from .model import CharLM
@@ -244,6 +247,8 @@ class Trainer:
                             cfg.embedding_size, cfg.dropout, cfg.nonlinearity, cfg.forget_bias,
                             backend=self.backend, dtype=cfg.dtype, seed=cfg.seed)
         self.opt = make_optimizer(cfg.optimizer, cfg.lr)
+        self._step = (DeviceStep(self.model, self.opt) if self.backend.is_gpu
+                      else functools.partial(train_step, self.model, self.opt))
         self.schedule = LRSchedule(cfg.lr, cfg.lr_decay, cfg.lr_decay_after)
         self.progress = _Progress()
         self.state = None
@@ -388,7 +393,8 @@ class Trainer:
         return None
 
     def train_step(self):
-        """The next window through ``train.train_step``; returns the loss (nats/token) before the update."""
+        """The next window through ``train.train_step`` (on a GPU, its device engine); returns
+        the loss (nats/token) before the update."""
         cfg, model = self.cfg, self.model
         batch = self.stream.next_batch()
         if batch.reset or self.state is None:
@@ -399,7 +405,10 @@ class Trainer:
         # NumPy's RuntimeWarnings on the way there would only clutter stderr
         try:
             with CPU.xp.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss, self.state = train_step(model, self.opt, batch, self.state, cfg.grad_clip, cfg.clip_value)
+                loss, self.state = self._step(batch, self.state, cfg.grad_clip, cfg.clip_value)
+                loss = float(loss)                 # on a GPU: the step's one read, after it
+                if not math.isfinite(loss):        # (the book's step has refused it already)
+                    raise TrainingDiverged(f"The training loss became {loss}.")
         except TrainingDiverged as exc:
             raise TrainingDiverged(f"{str(exc).rstrip('.')} at step {self.progress.step + 1}; training "
                                    f"stopped and {self._kept()} (try a smaller --lr or --grad-clip).") from None

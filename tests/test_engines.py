@@ -9,13 +9,10 @@ random inputs, random initial states and random incoming state gradients.
 """
 from __future__ import annotations
 
-import ctypes
-import importlib
 import re
 import shutil
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -28,6 +25,8 @@ from scratchrnn.cells import CELLS
 from scratchrnn.engines import Engine, numpy_fast
 from scratchrnn.errors import ConfigError
 from scratchrnn.layers import LAYERS
+
+import emulated_cupy
 
 TOL = {"float64": 1e-11, "float32": 2e-5, "float16": 2e-2}
 VARIANTS = [("rnn", {"nonlinearity": "tanh"}), ("rnn", {"nonlinearity": "relu"}),
@@ -358,71 +357,11 @@ def test_cupy_tests_skip_with_reason():
 # against a stand-in ``cupy`` module built from NumPy: the whole GPU path (kernel
 # math, indexing, the Python time loops) is checked against the book.
 
-_CTYPES = {"double": ctypes.c_double, "float": ctypes.c_float}
-
-
-class _EmulatedElementwiseKernel:
-    """cupy.ElementwiseKernel with only ``raw`` arrays and int32 scalars, run by g++-built code."""
-
-    workdir = None
-
-    def __init__(self, in_params, out_params, operation, name, preamble=""):
-        self.params = [p.split() for p in (in_params + ", " + out_params).split(",")]
-        self.operation, self.name, self.preamble = operation, name, preamble
-        self.libs = {}
-
-    def _lib(self, ctype):
-        if ctype in self.libs:
-            return self.libs[ctype]
-        args = ", ".join(f"{ctype}* {p[-1]}" if p[0] == "raw" else f"int {p[-1]}"
-                         for p in self.params)
-        src = ("#include <cmath>\n#include <cstddef>\nusing std::tanh;\n" + self.preamble +
-               f'extern "C" void run(long n, {args}) {{\n'
-               f"  for (long i = 0; i < n; ++i) {{\n{self.operation}\n  }}\n}}\n")
-        base = f"{self.workdir}/{self.name}_{ctype}"
-        with open(base + ".cpp", "w") as f:
-            f.write(src)
-        subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-o", base + ".so", base + ".cpp"],
-                       check=True, capture_output=True)
-        lib = ctypes.CDLL(base + ".so")
-        self.libs[ctype] = lib
-        return lib
-
-    def __call__(self, *args, size):
-        arrays = [a for a in args if isinstance(a, np.ndarray)]
-        ctype = "double" if arrays[0].dtype == np.float64 else "float"
-        cargs = []
-        for p, a in zip(self.params, args):
-            if p[0] == "raw":
-                assert a.flags.c_contiguous and a.dtype == arrays[0].dtype, p
-                cargs.append(a.ctypes.data_as(ctypes.POINTER(_CTYPES[ctype])))
-            else:
-                cargs.append(ctypes.c_int(int(a)))
-        self._lib(ctype).run(ctypes.c_long(size), *cargs)
-
-
 @pytest.fixture(scope="module")
 def emulated_cupy_fused(tmp_path_factory):
     if shutil.which("g++") is None:
         pytest.skip("g++ is not installed, so the CuPy kernels cannot be emulated on the CPU.")
-    _EmulatedElementwiseKernel.workdir = str(tmp_path_factory.mktemp("kernels"))
-    fake = types.ModuleType("cupy")
-    for attr in ("dtype", "float16", "float32", "float64", "result_type", "ascontiguousarray",
-                 "empty", "zeros", "matmul", "asarray"):
-        setattr(fake, attr, getattr(np, attr))
-    fake.ElementwiseKernel = _EmulatedElementwiseKernel
-    saved = {k: sys.modules.get(k) for k in ("cupy", "scratchrnn.engines.cupy_fused")}
-    sys.modules["cupy"] = fake
-    sys.modules.pop("scratchrnn.engines.cupy_fused", None)
-    try:
-        mod = importlib.import_module("scratchrnn.engines.cupy_fused")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
-    return mod
+    return emulated_cupy.fused_module(emulated_cupy.stand_in(tmp_path_factory.mktemp("kernels")))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
