@@ -28,7 +28,7 @@ from .impls import IMPLS
 from .measuring import (CELLS, GRID, QUICK_GRID, QUICK_SWEEPS, SWEEP_BASE, SWEEPS, enrich,
                         evaluate_targets, fit_exponent, size_name)
 from .rendering import rerender, write_tables_and_plots
-from .running import HERE, Worker, machine_info, run_case, set_autogroup_nice, versions
+from .running import HERE, Worker, gpu_info, machine_info, run_case, set_autogroup_nice, versions
 
 DEFAULT_IMPLS = ("scratch-numpy", "scratch-plain", "scratch-cupy", "torch-cpu", "torch-cuda", "naive")
 SWEEP_IMPLS = ("scratch-numpy", "torch-cpu", "scratch-cupy", "torch-cuda")
@@ -54,6 +54,10 @@ def parse_args(argv):
     ap.add_argument("--nice", type=int, default=0, metavar="N",
                     help="add N to the benchmark's niceness (negative N raises its CPU priority over "
                          "other jobs on a shared machine; needs privileges, ignored without)")
+    ap.add_argument("--tf32", choices=("off", "on"), default="off",
+                    help="float32 GEMMs on a GPU's tensor cores in TF32, on both sides alike "
+                         "(CUPY_TF32 for scratch-cupy; torch's matmul and cuDNN allow_tf32 for "
+                         "torch-cuda); default off: strict float32 on both")
     ap.add_argument("--no-breakdown", action="store_true", help="skip the per-phase breakdown")
     ap.add_argument("--out", default=str(HERE / "results"), help="output folder")
     ap.add_argument("--from-json", default=None, metavar="PATH",
@@ -101,7 +105,7 @@ def main(argv=None):
     workers, unavailable = {}, {}
     try:
         for name in impl_names:
-            w = Worker(name, a.threads)
+            w = Worker(name, a.threads, tf32=a.tf32 == "on")
             if w.unavailable:
                 unavailable[name] = w.unavailable
                 log(f"  {name}: not available — {w.unavailable}")
@@ -161,7 +165,7 @@ def main(argv=None):
         "machine": dict(machine_info(), loadavg_before=[round(x, 2) for x in loadavg_before or []],
                         loadavg_after=[round(x, 2) for x in (os.getloadavg()
                                                              if hasattr(os, "getloadavg") else [])]),
-        "versions": versions(), "threads": a.threads, "rounds": rounds, "niceness": niceness,
+        "versions": versions(), "gpu": gpu_info(), "tf32": a.tf32 == "on", "threads": a.threads, "rounds": rounds, "niceness": niceness,
         "gemm_peak_gflops": {k: v for k, v in peaks.items() if k not in ("cpu", "gpu")},
         "peak_reference_gflops": {k: peaks[k] for k in ("cpu", "gpu") if k in peaks},
         "unavailable": unavailable, "grid": grid_results, "sweeps": sweep_out,

@@ -16,6 +16,7 @@ cannot run here.
 """
 from __future__ import annotations
 
+import os
 import tracemalloc
 
 import numpy as np
@@ -142,6 +143,10 @@ class TorchRunner:
         if threads:
             torch.set_num_threads(int(threads))
         torch.manual_seed(seed)
+        if device == "cuda":      # the harness's --tf32, the same as CUPY_TF32 on the CuPy side
+            tf32 = os.environ.get("SCRATCHRNN_BENCH_TF32", "0") == "1"
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
         cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
         self.device = torch.device(device)
         self.mod = cls(I, H).to(self.device, torch.float32)

@@ -22,6 +22,9 @@ def markdown(record):
     lines.append(f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; threads {record['threads']}; niceness {record.get('niceness') or 0}; "
                  f"load average before/after {m['loadavg_before']} / {m['loadavg_after']}  ")
     lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()) + "  ")
+    if record.get("gpu"):
+        lines.append("GPU: " + ", ".join(f"{k} {v}" for k, v in record["gpu"].items()) +
+                     f"; TF32 {'on' if record.get('tf32') else 'off'} (both sides alike)  ")
     lines.append("GEMM peak (2048³ float32): " + ", ".join(
         f"{k} {v:.0f} GFLOP/s" for k, v in record["gemm_peak_gflops"].items()) + "  ")
     if record["unavailable"]:

@@ -20,8 +20,9 @@ HERE = Path(__file__).resolve().parent
 class Worker:
     """One implementation in its own process, spoken to in JSON lines."""
 
-    def __init__(self, impl, threads):
+    def __init__(self, impl, threads, tf32=False):
         env = dict(os.environ)
+        env["CUPY_TF32"] = env["SCRATCHRNN_BENCH_TF32"] = "1" if tf32 else "0"   # both sides alike
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(threads)
         env["SCRATCHRNN_BENCH_THREADS"] = str(threads)
@@ -183,6 +184,35 @@ def machine_info():
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "hostname_hash": hash(platform.node()) & 0xffff}
+
+
+def gpu_info():
+    """The GPU's name, driver and CUDA runtime as CuPy sees them, plus torch's CUDA and
+    cuDNN builds; None where CuPy has no usable GPU."""
+    from scratchrnn.backend import cupy_unavailable_reason
+    if cupy_unavailable_reason() is not None:
+        return None
+    import cupy
+    rt = cupy.cuda.runtime
+
+    def dotted(v):          # CUDA's 12040 -> "12.4"
+        return f"{v // 1000}.{v % 1000 // 10}"
+    info = {"device": rt.getDeviceProperties(0)["name"].decode(errors="replace"),
+            "cuda_driver_api": dotted(rt.driverGetVersion()),
+            "cuda_runtime": dotted(rt.runtimeGetVersion()), "cupy": cupy.__version__}
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+        info["driver"] = out.splitlines()[0] if out else None
+    except (OSError, subprocess.SubprocessError):
+        info["driver"] = None
+    try:
+        import torch
+        info["torch_cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+    except Exception:
+        pass
+    return info
 
 
 def versions():

@@ -235,6 +235,9 @@ class Worker:
 
 def unavailable_reason(impl, a):
     if impl != "torch":
+        if a.backend == "cupy":
+            from scratchrnn.backend import cupy_unavailable_reason
+            return cupy_unavailable_reason()
         return None
     try:
         import torch
@@ -250,6 +253,9 @@ def run(a, log=print):
     for impl, reason in unavailable.items():
         log(f"{impl}: skipped ({reason})")
     impls = [i for i in a.impls if i not in unavailable]
+    if not impls:
+        raise SystemExit("train_throughput: nothing to measure here: " +
+                         "; ".join(f"{i}: {r.rstrip('.')}" for i, r in unavailable.items()) + ".")
     workers = {impl: Worker(impl, a) for impl in impls}
     try:
         info = {cell: {} for cell in a.cells}
@@ -373,7 +379,7 @@ def main(argv=None):
               "round_seconds": a.round_seconds, "warmup_seconds": a.warmup_seconds,
               "config": config, "results": results, "unavailable": unavailable,
               "machine": dict(machine_info(), loadavg_before=loadavg_before, loadavg_after=load()),
-              "versions": versions(), "wall_s": round(time.perf_counter() - started, 1)}
+              "versions": versions(), "gpu": running.gpu_info(), "wall_s": round(time.perf_counter() - started, 1)}
     text = markdown(record)
     print(text)
     if not a.no_save:

@@ -30,6 +30,8 @@ def test_quick_run_writes_table_json_and_plots(tmp_path):
     assert res["fwdbwd"]["min_ms"] <= res["fwdbwd"]["median_ms"] <= res["fwdbwd"]["max_ms"]
     assert res["memory"]["peak_bytes"] > 0 and res["memory"]["formula_bytes"] > 0
     assert "scratch-cupy" in record["unavailable"] or "scratch-cupy" in record["grid"][0]["results"]
+    assert record["tf32"] is False                            # strict float32 unless --tf32 on
+    assert (record["gpu"] is None) == ("scratch-cupy" in record["unavailable"])
     for var in ("T", "B", "H"):
         assert (tmp_path / f"scaling_{var}.png").stat().st_size > 1000
     assert (tmp_path / "RESULTS-smoke.md").exists()
