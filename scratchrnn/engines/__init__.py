@@ -19,6 +19,9 @@ tested equal to the cells in ``tests/test_engines.py``. The C helper and the CuP
 kernels are generated from one set of elementwise expressions (``gate_math.py``); the
 weight gradients after the loop are the cells' ``common.weight_gradients`` everywhere.
 Engines import cells; cells never import engines.
+
+Beside the cell engines, ``device_step.py`` is the engine of a whole training step: the book's
+``train.train_step`` with nothing read back to the host mid-step, which the runner uses on a GPU.
 """
 from __future__ import annotations
 
