@@ -165,7 +165,8 @@ def main(argv=None):
         "machine": dict(machine_info(), loadavg_before=[round(x, 2) for x in loadavg_before or []],
                         loadavg_after=[round(x, 2) for x in (os.getloadavg()
                                                              if hasattr(os, "getloadavg") else [])]),
-        "versions": versions(), "gpu": gpu_info(), "tf32": a.tf32 == "on", "threads": a.threads, "rounds": rounds, "niceness": niceness,
+        "versions": versions(), "gpu": gpu_info(), "tf32": a.tf32 == "on",
+        "threads": a.threads, "rounds": rounds, "niceness": niceness,
         "gemm_peak_gflops": {k: v for k, v in peaks.items() if k not in ("cpu", "gpu")},
         "peak_reference_gflops": {k: peaks[k] for k in ("cpu", "gpu") if k in peaks},
         "unavailable": unavailable, "grid": grid_results, "sweeps": sweep_out,

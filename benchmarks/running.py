@@ -197,7 +197,8 @@ def gpu_info():
 
     def dotted(v):          # CUDA's 12040 -> "12.4"
         return f"{v // 1000}.{v % 1000 // 10}"
-    info = {"device": rt.getDeviceProperties(0)["name"].decode(errors="replace"),
+    name = rt.getDeviceProperties(0)["name"]
+    info = {"device": name.decode(errors="replace") if isinstance(name, bytes) else str(name),
             "cuda_driver_api": dotted(rt.driverGetVersion()),
             "cuda_runtime": dotted(rt.runtimeGetVersion()), "cupy": cupy.__version__}
     try:

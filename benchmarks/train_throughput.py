@@ -379,7 +379,8 @@ def main(argv=None):
               "round_seconds": a.round_seconds, "warmup_seconds": a.warmup_seconds,
               "config": config, "results": results, "unavailable": unavailable,
               "machine": dict(machine_info(), loadavg_before=loadavg_before, loadavg_after=load()),
-              "versions": versions(), "gpu": running.gpu_info(), "wall_s": round(time.perf_counter() - started, 1)}
+              "versions": versions(), "gpu": running.gpu_info(),
+              "wall_s": round(time.perf_counter() - started, 1)}
     text = markdown(record)
     print(text)
     if not a.no_save:

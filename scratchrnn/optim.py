@@ -271,7 +271,9 @@ def clip_grad_norm_on_device(grads: dict, max_norm):
     max_norm = positive_float("max_norm", max_norm)
     norm = global_grad_norm_array(grads)
     xp = backend_of(norm).xp
-    scale = xp.where(xp.isfinite(norm) & (norm > max_norm), max_norm / norm, 1.0)
+    # max_norm / max(norm, max_norm) is max_norm / norm above the limit and exactly 1 at or
+    # below it (no division by a zero norm); a non-finite norm leaves the gradients as they are
+    scale = xp.where(xp.isfinite(norm), max_norm / xp.maximum(norm, max_norm), 1.0)
     for g in grads.values():
         g *= scale.astype(g.dtype)
     return norm

@@ -7,7 +7,8 @@ import pytest
 
 from scratchrnn.errors import CheckpointError, ConfigError
 from scratchrnn.optim import (Adagrad, Adam, LRSchedule, RMSProp, SGD, clip_grad_norm,
-                              clip_grad_value, global_grad_norm, make_optimizer)
+                              clip_grad_norm_on_device, clip_grad_value, global_grad_norm,
+                              make_optimizer)
 
 
 def one_param(value, grad):
@@ -177,6 +178,23 @@ def test_clip_grad_norm_leaves_small_grads_alone():
     grads = {"a": np.array([0.3, 0.4])}
     assert math.isclose(clip_grad_norm(grads, 1.0), 0.5)
     assert np.array_equal(grads["a"], [0.3, 0.4])
+
+
+@pytest.mark.parametrize("values", [[0.0, 0.0], [3.0, 4.0], [0.3, 0.4], [0.6, 0.8],
+                                    [np.inf, 1.0], [np.nan, 1.0]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clip_grad_norm_on_device_equals_the_host_decision(values, dtype):
+    """The same norm and, bit for bit, the same gradients as clip_grad_norm: for a zero norm
+    (no division by it), below, at and above the limit, and for inf and nan (left as they are)."""
+    rng = np.random.default_rng(len(values))
+    host = {"a": np.array(values, dtype), "b": rng.standard_normal((3, 2)).astype(dtype) * 1e-3}
+    device = {k: v.copy() for k, v in host.items()}
+    with np.errstate(all="raise"):
+        norm = clip_grad_norm_on_device(device, 1.0)
+    want = clip_grad_norm(host, 1.0)
+    assert np.shape(norm) == () and (float(norm) == want or (math.isnan(want) and np.isnan(norm)))
+    for k in host:
+        np.testing.assert_array_equal(device[k], host[k])
 
 
 def test_clip_grad_norm_reports_non_finite_without_scaling():

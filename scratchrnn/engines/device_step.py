@@ -33,8 +33,6 @@ class DeviceStep:
     with the signature and result of ``train.train_step`` except that the loss is a 0-d
     array on the device. ``optimizer.t`` is advanced as by ``optimizer.step``."""
 
-    name = "device step (no host reads)"
-
     def __init__(self, model, optimizer):
         self.model, self.optimizer = model, optimizer
         dtype = next(iter(model.params.values())).dtype
