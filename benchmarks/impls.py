@@ -30,7 +30,7 @@ def unavailable_reason(impl):
     if impl in ("scratch-numpy", "scratch-plain", "naive"):
         return None
     if impl == "scratch-cupy":
-        from scratchrnn.backend import cupy_unavailable_reason
+        from scratchrnn.core.backend import cupy_unavailable_reason
         return cupy_unavailable_reason()
     try:
         import torch
@@ -44,7 +44,7 @@ def unavailable_reason(impl):
 # ---------------------------------------------------------------- scratchrnn
 class ScratchRunner:
     def __init__(self, cell, T, B, I, H, backend="numpy", engine="fast", seed=0):
-        from scratchrnn.layers import LAYERS
+        from scratchrnn.blocks.layers import LAYERS
         self.be_name = backend
         self.layer = LAYERS[cell](I, H, backend=backend, dtype="float32", seed=seed, engine=engine)
         self.xp = self.layer.xp

@@ -20,7 +20,7 @@ the state carried from window to window and reset at each epoch start. Variants:
     ``torch`` run with the same seed (copied with ``scratchrnn.interop.from_torch``).
 
 After every epoch the whole validation split is scored (the stateful pass of
-``scratchrnn.train.evaluate``, mirrored line by line for PyTorch); the table gives the
+``scratchrnn.book.train.evaluate``, mirrored line by line for PyTorch); the table gives the
 mean over seeds and the range (min-max). A curve is "inside or below PyTorch's band" when
 its mean is at most PyTorch's max at every epoch.
 
@@ -105,7 +105,7 @@ def variant_name(forget_bias):
 # ----------------------------------------------------------------- shared pieces
 def _config(s, seed, dtype="float32"):
     """scratchrnn's TrainConfig for these settings (forget bias: TrainConfig's default)."""
-    from scratchrnn.runner import TrainConfig
+    from scratchrnn.lm.runner import TrainConfig
     return TrainConfig(source=s["source"], max_chars=s["max_chars"], cell="lstm",
                       hidden_size=s["hidden_size"], num_layers=s["num_layers"], embedding_size=0,
                       seq_len=s["seq_len"], batch_size=s["batch_size"], optimizer="adam", lr=s["lr"],
@@ -121,7 +121,7 @@ def _single_thread():
 
 # ----------------------------------------------------------------- the scratchrnn runs
 def _scratch_trainer(s, seed, dtype, forget_bias, torch_init):
-    from scratchrnn.runner import Trainer
+    from scratchrnn.lm.runner import Trainer
     cfg = _config(s, seed, dtype)
     if forget_bias != "default":
         cfg.forget_bias = forget_bias
@@ -144,7 +144,7 @@ def _scratch_trainer(s, seed, dtype, forget_bias, torch_init):
 
 def scratch_curve(s, seed, forget_bias="default", torch_init=False):
     """Validation loss after every epoch of a scratchrnn run (in a worker process)."""
-    from scratchrnn.train import evaluate
+    from scratchrnn.book.train import evaluate
     trainer = _scratch_trainer(s, seed, "float32", forget_bias, torch_init)
     model, data, cfg = trainer.model, trainer.data, trainer.cfg
     epochs = []
@@ -237,7 +237,7 @@ def summarize(runs, epochs):
 
 
 def default_forget_bias():
-    from scratchrnn.runner import TrainConfig
+    from scratchrnn.lm.runner import TrainConfig
     return TrainConfig().forget_bias
 
 

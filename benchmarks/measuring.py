@@ -29,7 +29,7 @@ def size_name(T, B, I, H):
 
 def enrich(case, res, peaks):
     """Derived numbers: tokens/s, GFLOP/s, % of peak, ratios, memory vs formula."""
-    from scratchrnn.cells import CELLS as CELL_MODULES
+    from scratchrnn.book.cells import CELLS as CELL_MODULES
     T, B, I, H = (case[k] for k in "TBIH")
     flops = gemm_flops(case["cell"], T, B, I, H)
     formula = CELL_MODULES[case["cell"]].cache_elements(T, B, I, H) * 4

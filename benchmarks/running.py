@@ -189,7 +189,7 @@ def machine_info():
 def gpu_info():
     """The GPU's name, driver and CUDA runtime as CuPy sees them, plus torch's CUDA and
     cuDNN builds; None where CuPy has no usable GPU."""
-    from scratchrnn.backend import cupy_unavailable_reason
+    from scratchrnn.core.backend import cupy_unavailable_reason
     if cupy_unavailable_reason() is not None:
         return None
     import cupy
@@ -219,7 +219,7 @@ def gpu_info():
 def versions():
     import numpy
 
-    from scratchrnn import blas_kernel
+    from scratchrnn.engines import blas_kernel
     v = {"numpy": numpy.__version__}
     v["blas"] = blas_kernel.describe()
     for mod in ("torch", "cupy", "scipy"):

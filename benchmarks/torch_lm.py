@@ -32,9 +32,9 @@ class TorchLMRun:
 
     def __init__(self, cfg, device="cpu", threads=None):
         import torch
-        from scratchrnn.batching import BatchStream
-        from scratchrnn.errors import ConfigError
-        from scratchrnn.runner import prepare_data
+        from scratchrnn.book.batching import BatchStream
+        from scratchrnn.core.errors import ConfigError
+        from scratchrnn.lm.runner import prepare_data
         if cfg.embedding_size or cfg.dropout or cfg.optimizer != "adam" or cfg.clip_value or cfg.shuffle:
             raise ConfigError("the PyTorch comparison covers one-hot input, no dropout, Adam, "
                               "global-norm clipping and unshuffled windows only.")
@@ -83,10 +83,10 @@ class TorchLMRun:
         return loss.item()
 
     def evaluate(self, ids):
-        """Mean loss over ``ids`` (N,) scored as ``scratchrnn.train.evaluate`` scores it:
+        """Mean loss over ``ids`` (N,) scored as ``scratchrnn.book.train.evaluate`` scores it:
         B streams, state carried, the same B and T. Returns (loss, tokens scored)."""
         torch = self.torch
-        from scratchrnn.batching import BatchStream
+        from scratchrnn.book.batching import BatchStream
         B = max(1, min(self.cfg.batch_size, (len(ids) - 1) // self.cfg.seq_len))
         T = min(self.cfg.seq_len, (len(ids) - 1) // B)
         total, count, state = 0.0, 0, None

@@ -110,7 +110,7 @@ def versions():
     import numpy
 
     import scratchrnn
-    from scratchrnn import blas_kernel
+    from scratchrnn.engines import blas_kernel
     v = {"scratchrnn": getattr(scratchrnn, "__version__", "?"), "numpy": numpy.__version__}
     v["blas"] = blas_kernel.describe()
     try:
@@ -126,7 +126,7 @@ def versions():
 
 def build_config(a, cell, out_dir):
     """scratchrnn's TrainConfig for one cell at the benchmark's sizes (the PyTorch run reads it too)."""
-    from scratchrnn.runner import TrainConfig
+    from scratchrnn.lm.runner import TrainConfig
     cfg = TrainConfig(cell=cell, max_steps=10**9, max_minutes=None, progress=False, out_dir=out_dir,
                       backend=a.backend)
     for name in ("source", "max_chars", "hidden_size", "num_layers", "seq_len", "batch_size", "dtype"):
@@ -148,7 +148,7 @@ class _ScratchRun:
     """scratchrnn's Trainer, stepped as the command line steps it."""
 
     def __init__(self, cfg, threads):
-        from scratchrnn.runner import Trainer
+        from scratchrnn.lm.runner import Trainer
         self.trainer = Trainer(cfg)
         self.trainer.model.train()
         self.train_step, self.synchronize = self.trainer.train_step, self.trainer.backend.synchronize
@@ -236,7 +236,7 @@ class Worker:
 def unavailable_reason(impl, a):
     if impl != "torch":
         if a.backend == "cupy":
-            from scratchrnn.backend import cupy_unavailable_reason
+            from scratchrnn.core.backend import cupy_unavailable_reason
             return cupy_unavailable_reason()
         return None
     try:

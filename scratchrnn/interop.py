@@ -16,9 +16,9 @@ without it.
 """
 from __future__ import annotations
 
-from .backend import CPU
-from .errors import ConfigError
-from .layers import GRU, LSTM, RNN
+from scratchrnn.core.backend import CPU
+from scratchrnn.core.errors import ConfigError
+from scratchrnn.blocks.layers import GRU, LSTM, RNN
 
 numpy = CPU.xp   # host NumPy, through the backend seam
 

@@ -20,10 +20,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backend import get_backend
-from .cli import UsageParser
-from .errors import ScratchRNNError
-from .validation import int_at_least
+from scratchrnn.core.backend import get_backend
+from scratchrnn.cli import UsageParser
+from scratchrnn.core.errors import ScratchRNNError
+from scratchrnn.core.validation import int_at_least
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "lessons"
 

@@ -22,18 +22,20 @@ import sys
 import time
 import timeit
 
-from scratchrnn import gru_weights, ops
-from scratchrnn.backend import CPU
-from scratchrnn.batching import BatchStream, split_ids
-from scratchrnn.corpora import load_corpus
-from scratchrnn.errors import TrainingDiverged
-from scratchrnn.heads import cross_entropy_backward_full_jacobian, softmax_cross_entropy
-from scratchrnn.layers import GRU
+from scratchrnn.blocks import gru_weights
+
+from scratchrnn.book import ops
+from scratchrnn.core.backend import CPU
+from scratchrnn.book.batching import BatchStream, split_ids
+from scratchrnn.lm.corpora import load_corpus
+from scratchrnn.core.errors import TrainingDiverged
+from scratchrnn.blocks.heads import cross_entropy_backward_full_jacobian, softmax_cross_entropy
+from scratchrnn.blocks.layers import GRU
 from scratchrnn.lessons import lesson_parser, run_lesson
-from scratchrnn.optim import clip_grad_norm, make_optimizer
-from scratchrnn.sequence_model import SequenceModel
-from scratchrnn.validation import positive_int
-from scratchrnn.vocab import Vocab
+from scratchrnn.book.optim import clip_grad_norm, make_optimizer
+from scratchrnn.blocks.sequence_model import SequenceModel
+from scratchrnn.core.validation import positive_int
+from scratchrnn.lm.vocab import Vocab
 
 np = CPU.xp            # host arrays: results and figures
 

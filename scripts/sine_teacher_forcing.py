@@ -29,13 +29,13 @@ period after the same warm start.
 import sys
 import time
 
-from scratchrnn.backend import CPU
-from scratchrnn.errors import TrainingDiverged
-from scratchrnn.layers import RNN
+from scratchrnn.core.backend import CPU
+from scratchrnn.core.errors import TrainingDiverged
+from scratchrnn.blocks.layers import RNN
 from scratchrnn.lessons import lesson_parser, run_lesson
-from scratchrnn.optim import make_optimizer
-from scratchrnn.regression import SequenceRegressor
-from scratchrnn.validation import int_at_least, positive_int
+from scratchrnn.book.optim import make_optimizer
+from scratchrnn.blocks.regression import SequenceRegressor
+from scratchrnn.core.validation import int_at_least, positive_int
 
 np = CPU.xp            # host arrays: the data and the figures
 

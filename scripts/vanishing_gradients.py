@@ -27,11 +27,11 @@ import time
 
 from scratchrnn.analysis.gradient_flow import FORGET_BIASES, decay_rate, layer_flow
 from scratchrnn.analysis.plots import gradient_flow_plot
-from scratchrnn.backend import CPU
-from scratchrnn.layers import GRU, LSTM, RNN
+from scratchrnn.core.backend import CPU
+from scratchrnn.blocks.layers import GRU, LSTM, RNN
 from scratchrnn.lessons import run_lesson
-from scratchrnn.optim import clip_grad_norm, global_grad_norm, make_optimizer
-from scratchrnn.regression import SequenceRegressor
+from scratchrnn.book.optim import clip_grad_norm, global_grad_norm, make_optimizer
+from scratchrnn.blocks.regression import SequenceRegressor
 
 np = CPU.xp            # host arrays: inputs, results and figures
 

@@ -49,16 +49,16 @@ import textwrap                                        # noqa: E402
 import time                                            # noqa: E402
 
 from scratchrnn.analysis.plots import new_figure, save_png    # noqa: E402
-from scratchrnn.backend import CPU                     # noqa: E402
-from scratchrnn.batching import BatchStream, split_ids        # noqa: E402
-from scratchrnn.corpora import load_corpus             # noqa: E402
-from scratchrnn.errors import TrainingDiverged         # noqa: E402
+from scratchrnn.core.backend import CPU                     # noqa: E402
+from scratchrnn.book.batching import BatchStream, split_ids        # noqa: E402
+from scratchrnn.lm.corpora import load_corpus             # noqa: E402
+from scratchrnn.core.errors import TrainingDiverged         # noqa: E402
 from scratchrnn.lessons import lesson_parser, run_lesson      # noqa: E402
-from scratchrnn.optim import clip_grad_norm, make_optimizer   # noqa: E402
-from scratchrnn.sample import choose_next              # noqa: E402
-from scratchrnn.sequence_model import SequenceModel    # noqa: E402
-from scratchrnn.validation import positive_float, positive_int         # noqa: E402
-from scratchrnn.vocab import Vocab                     # noqa: E402
+from scratchrnn.book.optim import clip_grad_norm, make_optimizer   # noqa: E402
+from scratchrnn.lm.sample import choose_next              # noqa: E402
+from scratchrnn.blocks.sequence_model import SequenceModel    # noqa: E402
+from scratchrnn.core.validation import positive_float, positive_int         # noqa: E402
+from scratchrnn.lm.vocab import Vocab                     # noqa: E402
 
 np = CPU.xp            # host arrays: results and figures
 

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 import pytest
 from hypothesis import HealthCheck, settings
 
-from scratchrnn.backend import cupy_unavailable_reason, default_backend_name, get_backend
+from scratchrnn.core.backend import cupy_unavailable_reason, default_backend_name, get_backend
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=12, derandomize=True, print_blob=True, **_common)
@@ -48,7 +48,7 @@ settings.load_profile(_profile_name())
 
 @pytest.fixture(scope="session", params=["numpy", "cupy"])
 def backend(request):
-    """A ``scratchrnn.backend.Backend``: numpy, then cupy (skipped without a GPU)."""
+    """A ``scratchrnn.core.backend.Backend``: numpy, then cupy (skipped without a GPU)."""
     if request.param == "cupy":
         reason = cupy_unavailable_reason()
         if reason is not None:

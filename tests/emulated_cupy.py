@@ -32,7 +32,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from scratchrnn.backend import Backend
+from scratchrnn.core.backend import Backend
 
 
 class HostRead(AssertionError):

@@ -10,7 +10,7 @@ import pytest
 
 from scratchrnn.analysis import features, heatmap, html_report, plots
 from scratchrnn.analysis.ngram import CATEGORIES, NGramModel, error_breakdown
-from scratchrnn.errors import ConfigError, DataError
+from scratchrnn.core.errors import ConfigError, DataError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

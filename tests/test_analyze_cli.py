@@ -10,8 +10,8 @@ import pytest
 
 from scratchrnn.analysis.report import SECTION_IDS
 from scratchrnn.cli import main
-from scratchrnn.corpora import load_corpus
-from scratchrnn.runner import TrainConfig, Trainer
+from scratchrnn.lm.corpora import load_corpus
+from scratchrnn.lm.runner import TrainConfig, Trainer
 
 # the Chromium helpers and fixture of the report's own browser test
 from test_report_browser import chromium, page_problems, page_requests, run_chromium  # noqa: F401
@@ -116,7 +116,7 @@ def test_bad_input_gives_one_sentence(checkpoint, tmp_path, capsys):
 
 
 def test_default_folder_is_beside_the_checkpoint(checkpoint):
-    from scratchrnn.commands.analyze import choose_out_dir
+    from scratchrnn.cli.analyze import choose_out_dir
 
     run_dir = os.path.dirname(os.path.abspath(checkpoint))
     assert choose_out_dir(checkpoint, None, False) == os.path.join(run_dir, "analysis")

@@ -1,4 +1,4 @@
-"""Attention over past outputs (``scratchrnn.attention.AttentionLSTM``).
+"""Attention over past outputs (``scratchrnn.blocks.attention.AttentionLSTM``).
 
 Properties, float64, random shapes (T, B, I, H, K window, D features, 1-3 layers),
 random weights and a random initial state (h, c, read-out, window):
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from scratchrnn.attention import AttentionLSTM, AttentionState
-from scratchrnn.errors import ShapeError
-from scratchrnn.gradcheck import check_function, format_table, rel_error
+from scratchrnn.blocks.attention import AttentionLSTM, AttentionState
+from scratchrnn.core.errors import ShapeError
+from scratchrnn.book.gradcheck import check_function, format_table, rel_error
 
 TOL = 1e-6
 

@@ -1,4 +1,4 @@
-"""Splits by position and truncated-BPTT batching (scratchrnn.batching)."""
+"""Splits by position and truncated-BPTT batching (scratchrnn.book.batching)."""
 import json
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from scratchrnn.batching import BatchStream, split_ids
-from scratchrnn.errors import ConfigError, DataError
+from scratchrnn.book.batching import BatchStream, split_ids
+from scratchrnn.core.errors import ConfigError, DataError
 
 
 # -------------------------------------------------------------------------- splits

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from scratchrnn import blas_kernel
+from scratchrnn.engines import blas_kernel
 
 AVX512 = set(blas_kernel.AVX512_NEEDED) | {"avx2", "fma"}
 
@@ -46,7 +46,7 @@ def test_cpu_flags_reads_the_first_cpu(tmp_path):
 
 def _kernel_in_fresh_python(coretype):
     env = dict(os.environ, OPENBLAS_CORETYPE=coretype)
-    out = subprocess.run([sys.executable, "-c", "from scratchrnn.blas_kernel import openblas_kernel, "
+    out = subprocess.run([sys.executable, "-c", "from scratchrnn.engines.blas_kernel import openblas_kernel, "
                           "describe; print(openblas_kernel()); print(describe())"],
                          env=env, capture_output=True, text=True, timeout=120, check=True)
     return out.stdout.splitlines()

@@ -4,7 +4,7 @@ Property: for any T (1-7), B (1-4), I (1-6), H (1-6), 1-3 layers, random data,
 random initial states and random weights (the init scaled by 0.5-2.5, to reach
 saturated gates too), the gradient of every parameter, of the input and of the
 initial state(s) agrees with central differences to a normwise relative error
-below 1e-6 (``scratchrnn.gradcheck.check_layer``, loss = a random linear
+below 1e-6 (``scratchrnn.book.gradcheck.check_layer``, loss = a random linear
 functional of the outputs and final states).
 
 relu and its kink. relu is not differentiable at 0, and a central difference whose
@@ -25,11 +25,11 @@ import pytest
 from hypothesis import given, strategies as st
 
 from scratchrnn import engines
-from scratchrnn.backend import host_rng
-from scratchrnn.cells import CELLS
-from scratchrnn.gradcheck import (Row, check_function, check_layer, format_table,
+from scratchrnn.core.backend import host_rng
+from scratchrnn.book.cells import CELLS
+from scratchrnn.book.gradcheck import (Row, check_function, check_layer, format_table,
                                   numerical_gradient, rel_error)
-from scratchrnn.layers import LAYERS, RNN
+from scratchrnn.blocks.layers import LAYERS, RNN
 
 TOL = 1e-6
 ENGINES = ("textbook", "reference", "auto")    # the cells' two levels, the fast engine
@@ -95,7 +95,7 @@ def test_relu_kink_is_detected_and_skipped():
 @pytest.mark.parametrize("engine", ["textbook", "reference"])
 def test_a_wrong_backward_is_caught(backend, monkeypatch, use_engine, engine):
     """The check is not vacuous: a small mistake in the GRU gate derivative fails it."""
-    from scratchrnn.cells import gru
+    from scratchrnn.book.cells import gru
     original = gru.gates_backward
 
     def wrong(dh, gates, hn, h_prev):

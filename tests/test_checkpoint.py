@@ -1,14 +1,14 @@
-"""Single-file atomic checkpoints (scratchrnn.checkpoint)."""
+"""Single-file atomic checkpoints (scratchrnn.lm.checkpoint)."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from scratchrnn import checkpoint
-from scratchrnn.checkpoint import (FORMAT_VERSION, META_KEY, checkpoint_name, load_checkpoint,
+from scratchrnn.lm import checkpoint
+from scratchrnn.lm.checkpoint import (FORMAT_VERSION, META_KEY, checkpoint_name, load_checkpoint,
                                    save_checkpoint, sidecar_path)
-from scratchrnn.errors import CheckpointError
+from scratchrnn.core.errors import CheckpointError
 
 
 def sample_arrays():
@@ -195,7 +195,7 @@ def test_checkpoint_name():
 
 
 def test_cupy_arrays_are_saved_from_the_host(tmp_path):
-    from scratchrnn.backend import cupy_unavailable_reason, get_backend
+    from scratchrnn.core.backend import cupy_unavailable_reason, get_backend
     if cupy_unavailable_reason() is not None:
         pytest.skip("CuPy is not usable here")
     xp = get_backend("cupy").xp
@@ -223,7 +223,7 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 def test_a_stale_sidecar_is_brought_back_in_line_with_its_npz(tmp_path):
     """A write killed between the .npz and its .json copy leaves the old sidecar; the next
     run that takes the folder rewrites it from the .npz (the source of truth)."""
-    from scratchrnn.runfolder import remove_stale_temps
+    from scratchrnn.lm.runfolder import remove_stale_temps
     path = str(tmp_path / "last.npz")
     save_checkpoint(path, sample_arrays(), {"step": 1})
     old_sidecar = open(path + ".json", "rb").read()

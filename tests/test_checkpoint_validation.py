@@ -25,11 +25,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npz_bytes import meta_npy, npy, zip_of
-from scratchrnn.checkpoint import META_KEY, inspect_checkpoint, load_checkpoint, save_checkpoint
-from scratchrnn.errors import CheckpointError
-from scratchrnn.model import CharLM
-from scratchrnn.runner import TrainConfig, Trainer
-from scratchrnn.saved import load_model, param_shapes, parameter_bytes
+from scratchrnn.lm.checkpoint import META_KEY, inspect_checkpoint, load_checkpoint, save_checkpoint
+from scratchrnn.core.errors import CheckpointError
+from scratchrnn.blocks.model import CharLM
+from scratchrnn.lm.runner import TrainConfig, Trainer
+from scratchrnn.lm.saved import load_model, param_shapes, parameter_bytes
 
 MEMORY_LIMIT = 32 << 20      # bytes any refused or accepted load of the tiny checkpoint may peak at
 TIME_LIMIT = 10              # seconds before a load counts as a hang

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from scratchrnn import cli
-from scratchrnn.backend import cupy_unavailable_reason
-from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
+from scratchrnn.core.backend import cupy_unavailable_reason
+from scratchrnn.lm.checkpoint import load_checkpoint, save_checkpoint
 
 SMALL = ["--rnn-size", "8", "--num-layers", "1", "--seq-length", "8", "--batch-size", "2",
          "--max-steps", "4", "--eval-every", "2", "--max-minutes", "100",
@@ -388,7 +388,7 @@ def test_sigterm_outside_a_training_loop_is_one_sentence_and_exit_143(monkeypatc
     import time
 
     from scratchrnn import cli
-    from scratchrnn.commands import gradcheck
+    from scratchrnn.cli import gradcheck
 
     def terminated_midway(args):
         os.kill(os.getpid(), signal.SIGTERM)

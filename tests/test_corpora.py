@@ -1,11 +1,11 @@
-"""The embedded corpora and reading UTF-8 text files (scratchrnn.corpora)."""
+"""The embedded corpora and reading UTF-8 text files (scratchrnn.lm.corpora)."""
 import os
 import sysconfig
 
 import pytest
 
-from scratchrnn import corpora
-from scratchrnn.errors import ConfigError, DataError
+from scratchrnn.lm import corpora
+from scratchrnn.core.errors import ConfigError, DataError
 
 
 # --------------------------------------------------------------------------- corpora

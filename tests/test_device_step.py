@@ -22,15 +22,15 @@ import shutil
 import numpy as np
 import pytest
 
-import scratchrnn.runner as runner
-from scratchrnn.backend import cupy_unavailable_reason, get_backend
-from scratchrnn.batching import Batch, BatchStream
+import scratchrnn.lm.runner as runner
+from scratchrnn.core.backend import cupy_unavailable_reason, get_backend
+from scratchrnn.book.batching import Batch, BatchStream
 from scratchrnn.engines.device_step import DeviceStep
-from scratchrnn.errors import TrainingDiverged
-from scratchrnn.model import CharLM
-from scratchrnn.optim import make_optimizer
-from scratchrnn.runner import TrainConfig, Trainer
-from scratchrnn.train import train_step
+from scratchrnn.core.errors import TrainingDiverged
+from scratchrnn.blocks.model import CharLM
+from scratchrnn.book.optim import make_optimizer
+from scratchrnn.lm.runner import TrainConfig, Trainer
+from scratchrnn.book.train import train_step
 
 import emulated_cupy
 

@@ -1,4 +1,4 @@
-"""Every engine (scratchrnn/engines) equals the book (scratchrnn/cells) for every cell.
+"""Every engine (scratchrnn/engines) equals the book (scratchrnn/book/cells) for every cell.
 
 The cells' two levels (textbook scans, GEMMs hoisted) are the reference. NumPy fast
 engine: always run, with the compiled C step (where it builds) and without. CuPy
@@ -20,11 +20,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchrnn import engines
-from scratchrnn.backend import cupy_unavailable_reason, get_backend
-from scratchrnn.cells import CELLS
+from scratchrnn.core.backend import cupy_unavailable_reason, get_backend
+from scratchrnn.book.cells import CELLS
 from scratchrnn.engines import Engine, numpy_fast
-from scratchrnn.errors import ConfigError
-from scratchrnn.layers import LAYERS
+from scratchrnn.core.errors import ConfigError
+from scratchrnn.blocks.layers import LAYERS
 
 import emulated_cupy
 
@@ -246,11 +246,11 @@ def test_no_fast_rnn_on_cupy_is_one_sentence():
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
 def test_cell_modules_import_no_engine(name):
     """The book is a leaf: importing a cell module (in a fresh interpreter) loads no engine."""
-    code = (f"import sys, scratchrnn.cells.{name}\n"
+    code = (f"import sys, scratchrnn.book.cells.{name}\n"
             "print(','.join(m for m in sys.modules if m.startswith('scratchrnn.engines')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "", f"scratchrnn.cells.{name} imported {out.stdout.strip()}"
+    assert out.stdout.strip() == "", f"scratchrnn.book.cells.{name} imported {out.stdout.strip()}"
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

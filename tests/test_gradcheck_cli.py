@@ -5,10 +5,12 @@ import subprocess
 import sys
 import pytest
 
-from scratchrnn import engines, ops
-from scratchrnn.backend import cupy_unavailable_reason
-from scratchrnn.cells import lstm
-from scratchrnn.commands import gradcheck
+from scratchrnn import engines
+
+from scratchrnn.book import ops
+from scratchrnn.core.backend import cupy_unavailable_reason
+from scratchrnn.book.cells import lstm
+from scratchrnn.cli import gradcheck
 
 
 def parse(*argv):
@@ -115,7 +117,7 @@ def test_bad_options_are_usage_errors():
 
 def test_run_in_a_fresh_interpreter():
     code = ("import argparse, sys\n"
-            "from scratchrnn.commands import gradcheck\n"
+            "from scratchrnn.cli import gradcheck\n"
             "p = argparse.ArgumentParser(); sub = p.add_subparsers()\n"
             "gradcheck.add_parser(sub)\n"
             "args = p.parse_args(['gradcheck', '--cells', 'lstm', '--layers', '1,2'])\n"

@@ -10,10 +10,10 @@ import pytest
 
 from grid_cli import TINY, env, latest, results, run_grid
 from scratchrnn import cli
-from scratchrnn.checkpoint import load_checkpoint
-from scratchrnn.corpora import load_source
+from scratchrnn.lm.checkpoint import load_checkpoint
+from scratchrnn.lm.corpora import load_source
 from scratchrnn.grid.points import count_params
-from scratchrnn.runner import TrainConfig, Trainer
+from scratchrnn.lm.runner import TrainConfig, Trainer
 
 GRID = ["--cells", "rnn,lstm", "--layers", "1,2", "--sizes", "8", "--budget-steps", "20"]
 NAMES = {"rnn-1x8-seed0", "rnn-2x8-seed0", "lstm-1x8-seed0", "lstm-2x8-seed0"}

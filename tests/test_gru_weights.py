@@ -1,4 +1,4 @@
-"""GRU with separate per-gate weights vs the library's fused GRU (``scratchrnn.gru_weights``).
+"""GRU with separate per-gate weights vs the library's fused GRU (``scratchrnn.blocks.gru_weights``).
 
 Properties, float64, random shapes and weights:
 - split and fuse are inverse to each other, exactly;
@@ -16,10 +16,10 @@ from hypothesis import given, strategies as st
 
 from scratchrnn import GRU
 from scratchrnn import gru_weights as gw
-from scratchrnn.backend import host_rng
-from scratchrnn.cells import gru
-from scratchrnn.errors import ShapeError
-from scratchrnn.gradcheck import check_function, format_table, rel_error
+from scratchrnn.core.backend import host_rng
+from scratchrnn.book.cells import gru
+from scratchrnn.core.errors import ShapeError
+from scratchrnn.book.gradcheck import check_function, format_table, rel_error
 
 shapes = dict(T=st.integers(1, 5), B=st.integers(1, 3), I=st.integers(1, 4), H=st.integers(1, 4),
               seed=st.integers(0, 2**31 - 1))
@@ -106,6 +106,6 @@ def test_one_step_with_zero_weights_by_hand(backend):
 
 
 def test_split_refuses_non_gru_weights(backend):
-    from scratchrnn.cells import lstm
+    from scratchrnn.book.cells import lstm
     with pytest.raises(ShapeError, match="3H"):
         gw.split_gru_params(lstm.init_params(2, 3, host_rng(0), backend, "float64"))

@@ -1,4 +1,4 @@
-"""Heads (``scratchrnn.heads``) and the composed ``scratchrnn.sequence_model.SequenceModel``.
+"""Heads (``scratchrnn.blocks.heads``) and the composed ``scratchrnn.blocks.sequence_model.SequenceModel``.
 
 Properties, float64, random shapes and weights:
 - a many-to-one or many-to-many head followed by softmax cross-entropy or MSE, on top of
@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from scratchrnn import ops
-from scratchrnn.errors import ConfigError, ShapeError
-from scratchrnn.gradcheck import check_function, format_table, rel_error
-from scratchrnn.heads import (Head, cross_entropy_backward_full_jacobian, mean_squared_error,
+from scratchrnn.book import ops
+from scratchrnn.core.errors import ConfigError, ShapeError
+from scratchrnn.book.gradcheck import check_function, format_table, rel_error
+from scratchrnn.blocks.heads import (Head, cross_entropy_backward_full_jacobian, mean_squared_error,
                               softmax_cross_entropy)
-from scratchrnn.layers import LAYERS
-from scratchrnn.sequence_model import SequenceModel
+from scratchrnn.blocks.layers import LAYERS
+from scratchrnn.blocks.sequence_model import SequenceModel
 
 TOL = 1e-6
 

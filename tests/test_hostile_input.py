@@ -20,7 +20,7 @@ import pytest
 
 from npz_bytes import meta_npy, npy, zip_of
 from scratchrnn import cli
-from scratchrnn.checkpoint import META_KEY, load_checkpoint, save_checkpoint
+from scratchrnn.lm.checkpoint import META_KEY, load_checkpoint, save_checkpoint
 
 SMALL = ["--rnn-size", "8", "--num-layers", "1", "--seq-length", "8", "--batch-size", "2",
          "--max-steps", "4", "--eval-every", "2", "--max-minutes", "100",
@@ -378,7 +378,7 @@ def test_only_regular_files_are_read_as_text(tmp_path, capsys, kind):
 
 
 def test_a_huge_text_is_read_only_up_to_max_chars(tmp_path):
-    from scratchrnn.corpora import read_text_file
+    from scratchrnn.lm.corpora import read_text_file
     path = tmp_path / "big.txt"
     with open(path, "wb") as f:
         f.write("\u00e9a".encode() * (8 << 20))                   # 24 MiB
@@ -486,7 +486,7 @@ def test_a_huge_but_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(good
                                                                             capsys, monkeypatch):
     """A model blowing up (loss 10x its start, still finite) is stopped by the 3x rule."""
     import shutil
-    from scratchrnn import runner
+    from scratchrnn.lm import runner
     copy = tmp_path / "copy"
     shutil.copytree(good_run, copy)
     before = snapshot(copy)
@@ -521,7 +521,7 @@ def test_word_level_runs_report_per_word(tmp_path, capsys):
 
 
 def test_a_time_budget_is_the_progress_bars_total():
-    from scratchrnn.runner import TrainConfig, Trainer
+    from scratchrnn.lm.runner import TrainConfig, Trainer
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         t = Trainer(TrainConfig(source="python-docs", max_chars=3000, hidden_size=4, num_layers=1,
@@ -540,7 +540,7 @@ def test_the_time_bar_counts_each_second_once(tmp_path):
     the first one, and ran ahead: 104 of 180 s after 53 s)."""
     import time
 
-    from scratchrnn.runner import TrainConfig, Trainer
+    from scratchrnn.lm.runner import TrainConfig, Trainer
     t = Trainer(TrainConfig(source="python-docs", max_chars=3000, hidden_size=4, num_layers=1,
                             seq_len=8, batch_size=2, max_minutes=10, max_steps=None,
                             progress=False, out_dir=str(tmp_path / "r")))
@@ -608,8 +608,8 @@ def test_a_full_disk_while_writing_history_or_plot_is_one_sentence(victim, tmp_p
 
     from matplotlib.figure import Figure
 
-    from scratchrnn import runner
-    from scratchrnn.saved import load_model
+    from scratchrnn.lm import runner
+    from scratchrnn.lm.saved import load_model
 
     def full(path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from scratchrnn.errors import ConfigError, ShapeError
-from scratchrnn.gradcheck import check_layer, format_table, rel_error
-from scratchrnn.layers import GRU, LAYERS, LSTM, RNN
+from scratchrnn.core.errors import ConfigError, ShapeError
+from scratchrnn.book.gradcheck import check_layer, format_table, rel_error
+from scratchrnn.blocks.layers import GRU, LAYERS, LSTM, RNN
 
 VARIANTS = {"rnn-tanh": ("rnn", {"nonlinearity": "tanh"}),
             "rnn-relu": ("rnn", {"nonlinearity": "relu"}),

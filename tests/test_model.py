@@ -1,6 +1,6 @@
-"""The language model (scratchrnn.model.CharLM) and its parts, checked in float64.
+"""The language model (scratchrnn.blocks.model.CharLM) and its parts, checked in float64.
 
-Every backward pass here is compared with central differences (scratchrnn.gradcheck)
+Every backward pass here is compared with central differences (scratchrnn.book.gradcheck)
 at a normwise relative error below 1e-6: the embedding lookup, the output head, the
 softmax cross-entropy (with and without a mask), and the whole model end to end --
 the loss with respect to every parameter and the initial state, for every cell, with
@@ -10,14 +10,14 @@ one-hot input and with a learned embedding, with a padding mask and with dropout
 import numpy as np
 import pytest
 
-from scratchrnn import ops
-from scratchrnn.backend import get_backend
-from scratchrnn.batching import BatchStream
-from scratchrnn.embedding import Embedding, OneHot
-from scratchrnn.errors import ConfigError, ShapeError
-from scratchrnn.gradcheck import check_function, numerical_gradient, rel_error
-from scratchrnn.linear import Linear
-from scratchrnn.model import CharLM
+from scratchrnn.book import ops
+from scratchrnn.core.backend import get_backend
+from scratchrnn.book.batching import BatchStream
+from scratchrnn.blocks.embedding import Embedding, OneHot
+from scratchrnn.core.errors import ConfigError, ShapeError
+from scratchrnn.book.gradcheck import check_function, numerical_gradient, rel_error
+from scratchrnn.blocks.linear import Linear
+from scratchrnn.blocks.model import CharLM
 
 TOL = 1e-6
 CPU = get_backend("numpy")

@@ -1,12 +1,12 @@
-"""The one-page LSTM language model (scratchrnn/onepage.py) against the library and the maths.
+"""The one-page LSTM language model (scratchrnn/book/onepage.py) against the library and the maths.
 
 - Same weights, same numbers: its loss, final state and every gradient (weights, head and
-  initial state) equal ``scratchrnn.model.CharLM`` (one-hot input, one LSTM layer) in float64
+  initial state) equal ``scratchrnn.blocks.model.CharLM`` (one-hot input, one LSTM layer) in float64
   to 1e-10 (normwise relative error), on random shapes drawn by hypothesis.
 - Its hand-written BPTT passes float64 central finite differences on random data
-  (``scratchrnn.gradcheck``, eps 1e-5, normwise relative error below 1e-6).
+  (``scratchrnn.book.gradcheck``, eps 1e-5, normwise relative error below 1e-6).
 - Its clipping and Adam step equal the library's ``optim.clip_grad_norm`` and ``optim.Adam``.
-- ``python -m scratchrnn.onepage`` runs a few steps in a subprocess and prints losses and a
+- ``python -m scratchrnn.book.onepage`` runs a few steps in a subprocess and prints losses and a
   sample; a bad argument gets one line on stderr and exit status 2.
 """
 import os
@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scratchrnn import onepage
-from scratchrnn.gradcheck import check_function, rel_error
-from scratchrnn.model import CharLM
-from scratchrnn.optim import Adam, clip_grad_norm
+from scratchrnn.book import onepage
+from scratchrnn.book.gradcheck import check_function, rel_error
+from scratchrnn.blocks.model import CharLM
+from scratchrnn.book.optim import Adam, clip_grad_norm
 
 PARITY_TOL = 1e-10    # one-page vs library, same float64 weights: only rounding differs
 FD_TOL = 1e-6         # analytic vs central differences (gradcheck's default, eps 1e-5)
@@ -134,7 +134,7 @@ def test_training_lowers_the_loss_on_a_repetitive_text():
 
 def run_command(*args):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "scratchrnn.onepage", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "scratchrnn.book.onepage", *args], env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -160,5 +160,5 @@ def test_bad_arguments_get_one_line_and_exit_2(args, fragment):
     proc = run_command(*args)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-    assert lines[0].startswith("python -m scratchrnn.onepage: error: ") and fragment in lines[0]
+    assert lines[0].startswith("python -m scratchrnn.book.onepage: error: ") and fragment in lines[0]
     assert "Traceback" not in proc.stderr

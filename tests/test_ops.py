@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from scratchrnn import ops
-from scratchrnn.gradcheck import numerical_gradient, rel_error
+from scratchrnn.book import ops
+from scratchrnn.book.gradcheck import numerical_gradient, rel_error
 
 TOL = 1e-8     # float64 finite differences on tiny elementwise functions
 

@@ -1,12 +1,12 @@
-"""Optimizers, learning-rate decay and clipping (scratchrnn.optim)."""
+"""Optimizers, learning-rate decay and clipping (scratchrnn.book.optim)."""
 import json
 import math
 
 import numpy as np
 import pytest
 
-from scratchrnn.errors import CheckpointError, ConfigError
-from scratchrnn.optim import (Adagrad, Adam, LRSchedule, RMSProp, SGD, clip_grad_norm,
+from scratchrnn.core.errors import CheckpointError, ConfigError
+from scratchrnn.book.optim import (Adagrad, Adam, LRSchedule, RMSProp, SGD, clip_grad_norm,
                               clip_grad_norm_on_device, clip_grad_value, global_grad_norm,
                               make_optimizer)
 

@@ -1,4 +1,4 @@
-"""Sequence regression (``scratchrnn.regression``): teacher forcing and free running.
+"""Sequence regression (``scratchrnn.blocks.regression``): teacher forcing and free running.
 
 Properties, for random shapes, weights and data in float64:
 - the free-running backward (BPTT through every fed-back output y_{t-1} -> input_t)
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from scratchrnn.errors import ConfigError, ShapeError
-from scratchrnn.gradcheck import check_function, format_table, rel_error
-from scratchrnn.layers import LAYERS
-from scratchrnn.regression import SequenceRegressor
+from scratchrnn.core.errors import ConfigError, ShapeError
+from scratchrnn.book.gradcheck import check_function, format_table, rel_error
+from scratchrnn.blocks.layers import LAYERS
+from scratchrnn.blocks.regression import SequenceRegressor
 
 TOL = 1e-6
 KINDS = ("rnn", "gru", "lstm")

@@ -1,4 +1,4 @@
-"""Generation (scratchrnn.sample): strategies, seeds, temperature, top-k, priming,
+"""Generation (scratchrnn.lm.sample): strategies, seeds, temperature, top-k, priming,
 save/load, and the ``sample`` / ``eval`` commands on a real checkpoint."""
 import json
 import math
@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from scratchrnn import ops
-from scratchrnn.backend import host_rng
-from scratchrnn.saved import load_model
-from scratchrnn.sample import choose_next, generate
-from scratchrnn.runner import TrainConfig, Trainer
+from scratchrnn.book import ops
+from scratchrnn.core.backend import host_rng
+from scratchrnn.lm.saved import load_model
+from scratchrnn.lm.sample import choose_next, generate
+from scratchrnn.lm.runner import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -221,9 +221,9 @@ def test_eval_command_on_a_trained_checkpoint(trained, tmp_path):
 @pytest.mark.parametrize("strategy", ["argmax", "sample", "topk", "rand"])
 def test_word_level_never_generates_padding(strategy):
     """The padding token is masked out of generation even when the model favours it."""
-    from scratchrnn.model import CharLM
-    from scratchrnn.sample import generate
-    from scratchrnn.vocab import Vocab
+    from scratchrnn.blocks.model import CharLM
+    from scratchrnn.lm.sample import generate
+    from scratchrnn.lm.vocab import Vocab
 
     vocab = Vocab.build("the cat sat on the mat . the dog sat", level="word")
     model = CharLM(len(vocab), cell="gru", hidden_size=4, num_layers=1, seed=0)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from scratchrnn.backend import get_backend
-from scratchrnn.scan import scan
+from scratchrnn.core.backend import get_backend
+from scratchrnn.book.scan import scan
 
 
 def _loop(step, carry, xs, reverse=False):

@@ -13,10 +13,10 @@ import zlib
 import numpy as np
 import pytest
 
-from scratchrnn.errors import ConfigError
-from scratchrnn.gradcheck import rel_error
+from scratchrnn.core.errors import ConfigError
+from scratchrnn.book.gradcheck import rel_error
 from scratchrnn.interop import from_torch, to_torch_state_dict
-from scratchrnn.layers import GRU, LSTM, RNN
+from scratchrnn.blocks.layers import GRU, LSTM, RNN
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
@@ -164,7 +164,7 @@ def test_unsupported_modules_raise_config_error(make, match):
 def test_package_imports_without_torch():
     """torch is optional: importing scratchrnn and scratchrnn.interop must not need it."""
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import scratchrnn, scratchrnn.interop, scratchrnn.gradcheck\n"
+            "import scratchrnn, scratchrnn.interop, scratchrnn.book.gradcheck\n"
             "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
             "try:\n"
             "    scratchrnn.interop.from_torch(object())\n"

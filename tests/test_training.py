@@ -1,4 +1,4 @@
-"""Training really learns (scratchrnn.train, scratchrnn.runner): below the unigram entropy on real text,
+"""Training really learns (scratchrnn.book.train, scratchrnn.lm.runner): below the unigram entropy on real text,
 to near-zero loss on a tiny repeated text, at char and word level; plus the loop's
 bookkeeping (checkpoints, history, budgets, evaluation)."""
 import json
@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 
 from scratchrnn import cli
-from scratchrnn.checkpoint import load_checkpoint
-from scratchrnn.corpora import load_corpus
-from scratchrnn.batching import BatchStream
-from scratchrnn.errors import ConfigError, DataError, TrainingDiverged
-from scratchrnn.model import CharLM
-from scratchrnn.optim import SGD, clip_grad_norm
-from scratchrnn.runner import TrainConfig, Trainer, prepare_data, step_seed
-from scratchrnn.saved import load_model
-from scratchrnn.train import evaluate, train_step
-from scratchrnn.vocab import unigram_entropy
+from scratchrnn.lm.checkpoint import load_checkpoint
+from scratchrnn.lm.corpora import load_corpus
+from scratchrnn.book.batching import BatchStream
+from scratchrnn.core.errors import ConfigError, DataError, TrainingDiverged
+from scratchrnn.blocks.model import CharLM
+from scratchrnn.book.optim import SGD, clip_grad_norm
+from scratchrnn.lm.runner import TrainConfig, Trainer, prepare_data, step_seed
+from scratchrnn.lm.saved import load_model
+from scratchrnn.book.train import evaluate, train_step
+from scratchrnn.lm.vocab import unigram_entropy
 
 
 def config(tmp_path, name="run", **kw):

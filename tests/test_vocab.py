@@ -1,4 +1,4 @@
-"""Vocabularies, tokenizing, encoding and decoding (scratchrnn.vocab)."""
+"""Vocabularies, tokenizing, encoding and decoding (scratchrnn.lm.vocab)."""
 import json
 import math
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from scratchrnn.corpora import load_corpus
-from scratchrnn.errors import ConfigError, DataError
-from scratchrnn.vocab import Vocab, tokenize, unigram_entropy
+from scratchrnn.lm.corpora import load_corpus
+from scratchrnn.core.errors import ConfigError, DataError
+from scratchrnn.lm.vocab import Vocab, tokenize, unigram_entropy
 
 
 # --------------------------------------------------------------------- vocabularies

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scratchrnn import ops
-from scratchrnn.backend import CPU, backend_of
-from scratchrnn.errors import DataError
-from scratchrnn.validation import positive_int
+from scratchrnn.book import ops
+from scratchrnn.core.backend import CPU, backend_of
+from scratchrnn.core.errors import DataError
+from scratchrnn.core.validation import positive_int
 
 np = CPU.xp
 

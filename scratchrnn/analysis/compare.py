@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 
 from scratchrnn.analysis.ngram import NGramModel, error_breakdown
-from scratchrnn.backend import CPU
-from scratchrnn.errors import DataError
+from scratchrnn.core.backend import CPU
+from scratchrnn.core.errors import DataError
 
 np = CPU.xp
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from scratchrnn.backend import CPU
+from scratchrnn.core.backend import CPU
 
 np = CPU.xp
 

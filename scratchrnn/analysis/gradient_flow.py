@@ -22,8 +22,8 @@ norms are averaged over them.
 """
 from __future__ import annotations
 
-from scratchrnn.backend import CPU, backend_of
-from scratchrnn.cells import gru, lstm, rnn
+from scratchrnn.core.backend import CPU, backend_of
+from scratchrnn.book.cells import gru, lstm, rnn
 
 np = CPU.xp
 
@@ -150,7 +150,7 @@ def untrained_sweep(vocab_size, hidden_size, windows, warmup=0, forget_biases=FO
     "LSTM fb=<b>" for each forget-gate bias b (weights drawn with seed ``seed``; in float32
     norms below ~1e-38 underflow to 0 and drop out of a log plot).
     """
-    from scratchrnn.model import CharLM
+    from scratchrnn.blocks.model import CharLM
 
     specs = [("RNN", "rnn", None), ("GRU", "gru", None)]
     specs += [(f"LSTM fb={b:+g}", "lstm", b) for b in forget_biases]

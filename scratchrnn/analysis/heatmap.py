@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 
-from scratchrnn.backend import CPU
+from scratchrnn.core.backend import CPU
 
 np = CPU.xp
 

@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from ..checkpoint import write_atomically
+from scratchrnn.lm.checkpoint import write_atomically
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 

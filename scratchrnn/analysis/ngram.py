@@ -25,9 +25,9 @@ character and, for closing brackets and quotes, by distance to the matching open
 from __future__ import annotations
 
 from scratchrnn.analysis.features import CLOSERS, QUOTES, python_lex
-from scratchrnn.backend import CPU
-from scratchrnn.errors import ConfigError, DataError, ShapeError
-from scratchrnn.validation import positive_int
+from scratchrnn.core.backend import CPU
+from scratchrnn.core.errors import ConfigError, DataError, ShapeError
+from scratchrnn.core.validation import positive_int
 
 np = CPU.xp
 

@@ -11,7 +11,7 @@ component is positive (an SVD may return either sign).
 """
 from __future__ import annotations
 
-from scratchrnn.backend import CPU, get_backend
+from scratchrnn.core.backend import CPU, get_backend
 
 np = CPU.xp
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from scratchrnn.backend import CPU
+from scratchrnn.core.backend import CPU
 
 np = CPU.xp
 

@@ -41,8 +41,8 @@ from scratchrnn.analysis.sections.overview import overview_section
 from scratchrnn.analysis.sections.pca import pca_section
 from scratchrnn.analysis.sections.saliency import saliency_section
 from scratchrnn.analysis.sections.saturation import saturation_section
-from scratchrnn.backend import CPU
-from scratchrnn.errors import DataError
+from scratchrnn.core.backend import CPU
+from scratchrnn.core.errors import DataError
 
 np = CPU.xp
 

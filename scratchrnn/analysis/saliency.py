@@ -21,8 +21,8 @@ Two ways to turn the gradient (E numbers per position) into one number:
 """
 from __future__ import annotations
 
-from scratchrnn.backend import CPU, backend_of
-from scratchrnn.errors import DataError
+from scratchrnn.core.backend import CPU, backend_of
+from scratchrnn.core.errors import DataError
 
 np = CPU.xp
 

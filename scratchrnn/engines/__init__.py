@@ -1,7 +1,7 @@
 """Engines: the cells' computations arranged for speed, below one dispatcher.
 
-The cells (``scratchrnn/cells``) are the book: read them, and trust them. The layer
-classes (``scratchrnn.layers``) pick what runs with ``engine=``:
+The cells (``scratchrnn/book/cells``) are the book: read them, and trust them. The layer
+classes (``scratchrnn.blocks.layers``) pick what runs with ``engine=``:
 
     "textbook"   the cells' level 1: a scan of ``step_forward`` / ``step_backward``
     "reference"  the cells' level 2: the same math with the GEMMs hoisted out of the loop
@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from typing import Callable, NamedTuple
 
-from ..errors import ConfigError
+from scratchrnn.core.errors import ConfigError
 
 ENGINE_NAMES = ("auto", "textbook", "reference", "fast")
 
@@ -58,16 +58,16 @@ def default_name():
 def _fast(cell, backend):
     """The fast Engine of ``cell`` on ``backend``, or None when there is none."""
     if backend.name == "numpy":
-        from . import numpy_fast
+        from scratchrnn.engines import numpy_fast
         return Engine(*numpy_fast.engine(cell.NAME))
     if backend.name == "cupy" and cell.NAME in ("gru", "lstm"):
-        from . import cupy_fused
+        from scratchrnn.engines import cupy_fused
         return Engine(*cupy_fused.ENGINES[cell.NAME])
     return None
 
 
 def resolve(name, cell, backend):
-    """The Engine that runs ``cell`` (a module of ``scratchrnn.cells``) on ``backend``.
+    """The Engine that runs ``cell`` (a module of ``scratchrnn.book.cells``) on ``backend``.
 
     name: one of ENGINE_NAMES, or None for ``default_name()``. ConfigError for an unknown
     name, or for "fast" where no fast engine exists (RNN on CuPy).

@@ -27,10 +27,10 @@ from functools import lru_cache
 
 import cupy
 
-from ..cells import gru as _gru
-from ..cells import lstm as _lstm
-from ..cells.common import previous_states, weight_gradients
-from . import gate_math
+from scratchrnn.book.cells import gru as _gru
+from scratchrnn.book.cells import lstm as _lstm
+from scratchrnn.book.cells.common import previous_states, weight_gradients
+from scratchrnn.engines import gate_math
 
 @lru_cache(maxsize=None)
 def _kernel(name, dtype_name):

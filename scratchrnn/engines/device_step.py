@@ -25,7 +25,7 @@ NumPy stand-in for CuPy (tests/test_device_step.py).
 """
 from __future__ import annotations
 
-from ..optim import clip_grad_norm_on_device, clip_grad_value
+from scratchrnn.book.optim import clip_grad_norm_on_device, clip_grad_value
 
 
 class DeviceStep:

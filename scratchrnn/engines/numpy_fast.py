@@ -27,11 +27,11 @@ What changes, and why each pays on a CPU (numbers in docs/performance.md):
 """
 from __future__ import annotations
 
-from ..backend import CPU
-from ..cells import gru as _gru
-from ..cells import lstm as _lstm
-from ..cells import rnn as _rnn
-from ..cells.common import previous_states, weight_gradients
+from scratchrnn.core.backend import CPU
+from scratchrnn.book.cells import gru as _gru
+from scratchrnn.book.cells import lstm as _lstm
+from scratchrnn.book.cells import rnn as _rnn
+from scratchrnn.book.cells.common import previous_states, weight_gradients
 
 np = CPU.xp   # host NumPy, through the backend seam
 
@@ -282,7 +282,7 @@ def gru_backward(params, dys, dhT, cache):
 def _with_compiled(compiled_fn, numpy_fn, contiguous_cache=False):
     """Run ``compiled_fn`` when the C helper can take these arrays, else ``numpy_fn``.
     The arrays are the call's arguments: params (a dict), arrays, state tuples, a cache."""
-    from . import cpu_compiled
+    from scratchrnn.engines import cpu_compiled
 
     def run(params, *args):
         arrays = [params["W_x"], params["W_h"]]
@@ -302,7 +302,7 @@ def engine(cell_name, compiled=None):
     compiled: run the LSTM and GRU gate math through the C helper (``cpu_compiled``);
     None uses it where it builds (and ``SCRATCHRNN_COMPILED`` is not 0). RNN has no C step.
     """
-    from . import cpu_compiled
+    from scratchrnn.engines import cpu_compiled
     if cell_name == "rnn":
         return "fast (numpy)", rnn_forward, rnn_backward
     forward, backward = {"lstm": (lstm_forward, lstm_backward),

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import uuid
 
-from ..errors import ConfigError
-from .worker import run_point
+from scratchrnn.core.errors import ConfigError
+from scratchrnn.grid.worker import run_point
 
 
 def _distributed():

@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import os
 
-from ..checkpoint import write_atomically
-from ..errors import ConfigError
-from .lock import GridLock, check_free
-from .points import step_cost
-from .progress import GridProgress
-from .report import findings, verdict, write_report
-from .results import append_record, read_records
+from scratchrnn.lm.checkpoint import write_atomically
+from scratchrnn.core.errors import ConfigError
+from scratchrnn.grid.lock import GridLock, check_free
+from scratchrnn.grid.points import step_cost
+from scratchrnn.grid.progress import GridProgress
+from scratchrnn.grid.report import findings, verdict, write_report
+from scratchrnn.grid.results import append_record, read_records
 
 SPEC_NAME = "grid.json"
 

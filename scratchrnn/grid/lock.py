@@ -1,14 +1,14 @@
 """One grid per folder: ``DIR/grid.lock`` names the process that runs it.
 
 The lock itself (created with ``O_CREAT | O_EXCL``, holding ``{"pid", "host", "started"}``,
-stale when its process on this host is gone) is ``scratchrnn/lockfile.py``; this file says
+stale when its process on this host is gone) is ``scratchrnn/lm/lockfile.py``; this file says
 only which file it is and the sentence that refuses a second grid.
 """
 from __future__ import annotations
 
 import os
 
-from ..lockfile import FolderLock, describe_holder, refuse_if_held
+from scratchrnn.lm.lockfile import FolderLock, describe_holder, refuse_if_held
 
 LOCK_NAME = "grid.lock"
 

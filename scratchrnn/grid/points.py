@@ -12,8 +12,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError
-from ..validation import int_at_least, positive_float, positive_int
+from scratchrnn.core.errors import ConfigError
+from scratchrnn.core.validation import int_at_least, positive_float, positive_int
 
 CELLS = ("rnn", "gru", "lstm")
 
@@ -76,7 +76,7 @@ def count_params(cell, layers, size, vocab_size, embedding_size=0):
     and V*E for an embedding (the shapes are ``saved.param_shapes``'; nothing is allocated).
 
     The first layer's input I is the embedding size, or V for one-hot input."""
-    from ..saved import param_shapes          # loaded on use, as the grid's other model parts
+    from scratchrnn.lm.saved import param_shapes          # loaded on use, as the grid's other model parts
     config = {"cell": cell, "num_layers": layers, "hidden_size": size, "vocab_size": vocab_size,
               "embedding_size": embedding_size}
     return sum(math.prod(shape) for shape in param_shapes(config).values())
@@ -139,7 +139,7 @@ class GridSpec:
 
 
 def _train_config(train_json):
-    from ..runner import TrainConfig
+    from scratchrnn.lm.runner import TrainConfig
     try:
         return TrainConfig.from_json(train_json)
     except TypeError as exc:          # a field of the wrong kind

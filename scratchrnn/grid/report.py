@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from statistics import mean
 
-from ..checkpoint import write_atomically
+from scratchrnn.lm.checkpoint import write_atomically
 
 SPLITS = (("val", "Validation loss"), ("train", "Training loss"), ("test", "Test loss"))
 
@@ -37,7 +37,7 @@ def point_means(spec, records, split="val"):
 
 
 def _records_of(records, spec, cell, layers, size):
-    from .points import point_name
+    from scratchrnn.grid.points import point_name
     return [records[n] for n in (point_name(cell, layers, size, s) for s in spec["seeds"]) if n in records]
 
 
@@ -138,7 +138,7 @@ def _table(spec, records, split):
 
 
 def _param_table(spec, records):
-    from .points import point_name
+    from scratchrnn.grid.points import point_name
     rows = ["| cell | layers | " + " | ".join(f"H={H}" for H in spec["sizes"]) + " |",
             "|---|---:|" + "---:|" * len(spec["sizes"])]
     for cell in spec["cells"]:

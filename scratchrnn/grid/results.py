@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..errors import ConfigError
+from scratchrnn.core.errors import ConfigError
 
 RESULTS_NAME = "results.jsonl"
 

@@ -36,7 +36,7 @@ def run_point(task):
             record.update(status="failed", reason="it ran out of memory")
         except Exception as exc:          # noqa: BLE001 -- any failure is the point's result
             reason = str(exc) or type(exc).__name__
-            from ..errors import ScratchRNNError
+            from scratchrnn.core.errors import ScratchRNNError
             if not isinstance(exc, ScratchRNNError):
                 reason = f"{type(exc).__name__}: {reason}"
             record.update(status="failed", reason=reason)
@@ -48,8 +48,8 @@ def run_point(task):
 
 
 def _train_and_score(train, log):
-    from ..runner import TrainConfig, Trainer
-    from ..train import evaluate
+    from scratchrnn.lm.runner import TrainConfig, Trainer
+    from scratchrnn.book.train import evaluate
 
     cfg = TrainConfig.from_json(train)
     last = os.path.join(cfg.out_dir, "last.npz")
@@ -77,7 +77,7 @@ def _train_and_score(train, log):
 
 def machine_info():
     """Where a point ran: host, CPU model and cores, Python, NumPy, BLAS thread setting."""
-    from ..backend import CPU
+    from scratchrnn.core.backend import CPU
 
     return {"host": socket.gethostname(), "cpu": _cpu_model(), "cores": os.cpu_count(),
             "python": platform.python_version(), "numpy": CPU.xp.__version__,

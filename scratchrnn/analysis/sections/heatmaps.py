@@ -5,7 +5,7 @@ from __future__ import annotations
 from scratchrnn.analysis import heatmap, neurons
 from scratchrnn.analysis.html_report import Html, Image, Section
 from scratchrnn.analysis.sections.context import snippet
-from scratchrnn.backend import CPU
+from scratchrnn.core.backend import CPU
 
 np = CPU.xp
 

@@ -5,7 +5,7 @@ from scratchrnn.analysis import compare as compare_mod
 from scratchrnn.analysis import heatmap, plots
 from scratchrnn.analysis.html_report import Html, Image, Section, Table
 from scratchrnn.analysis.sections.context import snippet
-from scratchrnn.backend import CPU
+from scratchrnn.core.backend import CPU
 
 np = CPU.xp
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from scratchrnn.analysis.html_report import Section, Table
-from scratchrnn.backend import CPU
+from scratchrnn.core.backend import CPU
 
 np = CPU.xp
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from scratchrnn.analysis import pca as pca_mod
 from scratchrnn.analysis import plots
 from scratchrnn.analysis.html_report import Image, Section, Table
-from scratchrnn.backend import CPU
+from scratchrnn.core.backend import CPU
 
 np = CPU.xp
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from scratchrnn.analysis import heatmap, plots
 from scratchrnn.analysis import saliency as sal_mod
 from scratchrnn.analysis.html_report import Html, Image, Section, Table
-from scratchrnn.backend import CPU
+from scratchrnn.core.backend import CPU
 
 np = CPU.xp
 

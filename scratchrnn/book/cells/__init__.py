@@ -1,0 +1,18 @@
+"""The book: one recurrence per file, leaf modules that import no engine.
+
+Each module exposes the same plain functions:
+
+    init_params(input_size, hidden_size, rng, backend, dtype) -> params
+    step_forward(params, x, state)               -> (h, state', StepCache)
+    step_backward(params, dh, dstate, StepCache) -> (dx, dstate_prev, grads)
+    forward(params, xs, state0)                  -> (ys, stateT, Cache)     # level 1: a scan
+    backward(params, dys, dstateT, Cache)        -> (dxs, dstate0, grads)   # of the step
+    forward_hoisted / backward_hoisted           (same in and out)          # level 2: GEMMs
+                                                                            # out of the loop
+``state`` is ``h`` (B, H) for RNN and GRU and the pair ``(h, c)`` for LSTM; ``common.py``
+holds the fused weight layout and the level-2 GEMMs. The engines (``scratchrnn.engines``)
+compute the same things faster and are tested against these functions.
+"""
+from scratchrnn.book.cells import gru, lstm, rnn
+
+CELLS = {"rnn": rnn, "gru": gru, "lstm": lstm}

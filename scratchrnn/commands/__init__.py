@@ -1,1 +1,0 @@
-"""Subcommands of the ``scratchrnn`` command line, one module each (see ``cli.py``)."""

@@ -1,0 +1,53 @@
+"""The checks every entry point shares: one place that says what a valid number is.
+
+Each returns the value (as a plain Python ``int``/``float``) or raises ``ConfigError``
+with one sentence that names the parameter: ``name`` is what the user typed, e.g.
+``"hidden_size"`` from Python or ``"--rnn-size"`` from the command line.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+from scratchrnn.core.errors import ConfigError
+
+
+def positive_int(name, value):
+    """``value`` as an int >= 1. Accepts Python and NumPy integers, not bools or floats."""
+    return int_at_least(name, value, 1)
+
+
+def int_at_least(name, value, low):
+    """``value`` as an int >= ``low`` (NumPy integers accepted; bools and floats refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+    if value < low:
+        what = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ConfigError(f"{name} must be {what}, got {value!r}.")
+    return int(value)
+
+
+def finite_float(name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite float inside the given bounds (open or closed at each end)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a number, got {value!r}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}.")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left = "(" if low_open or low is None else "["
+        right = ")" if high_open or high is None else "]"
+        lo = "-inf" if low is None else repr(low)
+        hi = "inf" if high is None else repr(high)
+        raise ConfigError(f"{name} must be in {left}{lo}, {hi}{right}, got {value!r}.")
+    return value
+
+
+def positive_float(name, value):
+    """``value`` as a finite float > 0."""
+    value = finite_float(name, value)
+    if not value > 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}.")
+    return value
