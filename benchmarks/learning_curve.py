@@ -105,7 +105,7 @@ def variant_name(forget_bias):
 # ----------------------------------------------------------------- shared pieces
 def _config(s, seed, dtype="float32"):
     """scratchrnn's TrainConfig for these settings (forget bias: TrainConfig's default)."""
-    from scratchrnn.lm.runner import TrainConfig
+    from scratchrnn.lm.run import TrainConfig
     return TrainConfig(source=s["source"], max_chars=s["max_chars"], cell="lstm",
                       hidden_size=s["hidden_size"], num_layers=s["num_layers"], embedding_size=0,
                       seq_len=s["seq_len"], batch_size=s["batch_size"], optimizer="adam", lr=s["lr"],
@@ -121,7 +121,7 @@ def _single_thread():
 
 # ----------------------------------------------------------------- the scratchrnn runs
 def _scratch_trainer(s, seed, dtype, forget_bias, torch_init):
-    from scratchrnn.lm.runner import Trainer
+    from scratchrnn.lm.run import Trainer
     cfg = _config(s, seed, dtype)
     if forget_bias != "default":
         cfg.forget_bias = forget_bias
@@ -237,7 +237,7 @@ def summarize(runs, epochs):
 
 
 def default_forget_bias():
-    from scratchrnn.lm.runner import TrainConfig
+    from scratchrnn.lm.run import TrainConfig
     return TrainConfig().forget_bias
 
 

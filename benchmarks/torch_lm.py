@@ -34,7 +34,7 @@ class TorchLMRun:
         import torch
         from scratchrnn.book.batching import BatchStream
         from scratchrnn.core.errors import ConfigError
-        from scratchrnn.lm.runner import prepare_data
+        from scratchrnn.lm.run import prepare_data
         if cfg.embedding_size or cfg.dropout or cfg.optimizer != "adam" or cfg.clip_value or cfg.shuffle:
             raise ConfigError("the PyTorch comparison covers one-hot input, no dropout, Adam, "
                               "global-norm clipping and unshuffled windows only.")

@@ -126,7 +126,7 @@ def versions():
 
 def build_config(a, cell, out_dir):
     """scratchrnn's TrainConfig for one cell at the benchmark's sizes (the PyTorch run reads it too)."""
-    from scratchrnn.lm.runner import TrainConfig
+    from scratchrnn.lm.run import TrainConfig
     cfg = TrainConfig(cell=cell, max_steps=10**9, max_minutes=None, progress=False, out_dir=out_dir,
                       backend=a.backend)
     for name in ("source", "max_chars", "hidden_size", "num_layers", "seq_len", "batch_size", "dtype"):
@@ -148,7 +148,7 @@ class _ScratchRun:
     """scratchrnn's Trainer, stepped as the command line steps it."""
 
     def __init__(self, cfg, threads):
-        from scratchrnn.lm.runner import Trainer
+        from scratchrnn.lm.run import Trainer
         self.trainer = Trainer(cfg)
         self.trainer.model.train()
         self.train_step, self.synchronize = self.trainer.train_step, self.trainer.backend.synchronize

@@ -23,7 +23,7 @@ MOVED = {
     "sequence_model": "blocks.sequence_model", "gru_weights": "blocks.gru_weights",
     "stepping": "blocks.stepping",
     "blas_kernel": "engines.blas_kernel",
-    "corpora": "lm.corpora", "vocab": "lm.vocab", "runner": "lm.runner", "checkpoint": "lm.checkpoint",
+    "corpora": "lm.corpora", "vocab": "lm.vocab", "runner": "lm.run", "checkpoint": "lm.checkpoint",
     "saved": "lm.saved", "runfolder": "lm.runfolder", "lockfile": "lm.lockfile",
     "sample": "lm.sample", "plotting": "lm.plotting",
     "commands": "cli",

@@ -40,7 +40,7 @@ import time                                            # noqa: E402
 from scratchrnn.analysis.plots import new_figure, save_png    # noqa: E402
 from scratchrnn.core.backend import CPU                     # noqa: E402
 from scratchrnn.lessons import lesson_parser, run_lesson      # noqa: E402
-from scratchrnn.lm.runner import TrainConfig, Trainer     # noqa: E402
+from scratchrnn.lm.run import TrainConfig, Trainer     # noqa: E402
 from scratchrnn.lm.sample import generate                 # noqa: E402
 from scratchrnn.book.train import evaluate                  # noqa: E402
 from scratchrnn.core.validation import positive_float, positive_int   # noqa: E402

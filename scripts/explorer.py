@@ -48,7 +48,7 @@ from scratchrnn.analysis.features import python_lex    # noqa: E402
 from scratchrnn.analysis.plots import new_figure, save_png    # noqa: E402
 from scratchrnn.core.backend import CPU                     # noqa: E402
 from scratchrnn.lessons import lesson_parser, run_lesson      # noqa: E402
-from scratchrnn.lm.runner import TrainConfig, Trainer     # noqa: E402
+from scratchrnn.lm.run import TrainConfig, Trainer     # noqa: E402
 from scratchrnn.core.validation import positive_int         # noqa: E402
 
 np = CPU.xp            # host arrays: results and figures

@@ -11,7 +11,7 @@ import pytest
 from scratchrnn.analysis.report import SECTION_IDS
 from scratchrnn.cli import main
 from scratchrnn.lm.corpora import load_corpus
-from scratchrnn.lm.runner import TrainConfig, Trainer
+from scratchrnn.lm.run import TrainConfig, Trainer
 
 # the Chromium helpers and fixture of the report's own browser test
 from test_report_browser import chromium, page_problems, page_requests, run_chromium  # noqa: F401

@@ -28,7 +28,7 @@ from npz_bytes import meta_npy, npy, zip_of
 from scratchrnn.lm.checkpoint import META_KEY, inspect_checkpoint, load_checkpoint, save_checkpoint
 from scratchrnn.core.errors import CheckpointError
 from scratchrnn.blocks.model import CharLM
-from scratchrnn.lm.runner import TrainConfig, Trainer
+from scratchrnn.lm.run import TrainConfig, Trainer
 from scratchrnn.lm.saved import load_model, param_shapes, parameter_bytes
 
 MEMORY_LIMIT = 32 << 20      # bytes any refused or accepted load of the tiny checkpoint may peak at

@@ -22,14 +22,14 @@ import shutil
 import numpy as np
 import pytest
 
-import scratchrnn.lm.runner as runner
+import scratchrnn.lm.run as runner
 from scratchrnn.core.backend import cupy_unavailable_reason, get_backend
 from scratchrnn.book.batching import Batch, BatchStream
 from scratchrnn.engines.device_step import DeviceStep
 from scratchrnn.core.errors import TrainingDiverged
 from scratchrnn.blocks.model import CharLM
 from scratchrnn.book.optim import make_optimizer
-from scratchrnn.lm.runner import TrainConfig, Trainer
+from scratchrnn.lm.run import TrainConfig, Trainer
 from scratchrnn.book.train import train_step
 
 import emulated_cupy

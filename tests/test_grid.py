@@ -13,7 +13,7 @@ from scratchrnn import cli
 from scratchrnn.lm.checkpoint import load_checkpoint
 from scratchrnn.lm.corpora import load_source
 from scratchrnn.grid.points import count_params
-from scratchrnn.lm.runner import TrainConfig, Trainer
+from scratchrnn.lm.run import TrainConfig, Trainer
 
 GRID = ["--cells", "rnn,lstm", "--layers", "1,2", "--sizes", "8", "--budget-steps", "20"]
 NAMES = {"rnn-1x8-seed0", "rnn-2x8-seed0", "lstm-1x8-seed0", "lstm-2x8-seed0"}

@@ -27,7 +27,7 @@ def test_a_point_whose_loss_diverges_fails_and_the_others_finish(tmp_path):
 
 
 def test_an_exception_in_a_point_is_its_result(tmp_path, monkeypatch):
-    from scratchrnn.lm import runner
+    from scratchrnn.lm import run as runner
 
     def boom(self):
         raise RuntimeError("disk on fire")

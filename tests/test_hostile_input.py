@@ -486,16 +486,16 @@ def test_a_huge_but_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(good
                                                                             capsys, monkeypatch):
     """A model blowing up (loss 10x its start, still finite) is stopped by the 3x rule."""
     import shutil
-    from scratchrnn.lm import runner
+    from scratchrnn.book import train as book
     copy = tmp_path / "copy"
     shutil.copytree(good_run, copy)
     before = snapshot(copy)
-    real = runner.train_step
+    real = book.train_step
 
     def blowing_up(*args, **kwargs):
         loss, state = real(*args, **kwargs)
         return loss * 10.0, state
-    monkeypatch.setattr(runner, "train_step", blowing_up)
+    monkeypatch.setattr(book, "train_step", blowing_up)
     code, _, err = run_in_process(["train", "--resume", copy / "last.npz", "--max-steps", "9",
                                    "--eval-every", "100"], capsys)
     assert_one_sentence(code, err, "train", "3 x the first loss", "kept")
@@ -521,7 +521,7 @@ def test_word_level_runs_report_per_word(tmp_path, capsys):
 
 
 def test_a_time_budget_is_the_progress_bars_total():
-    from scratchrnn.lm.runner import TrainConfig, Trainer
+    from scratchrnn.lm.run import TrainConfig, Trainer
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         t = Trainer(TrainConfig(source="python-docs", max_chars=3000, hidden_size=4, num_layers=1,
@@ -540,7 +540,7 @@ def test_the_time_bar_counts_each_second_once(tmp_path):
     the first one, and ran ahead: 104 of 180 s after 53 s)."""
     import time
 
-    from scratchrnn.lm.runner import TrainConfig, Trainer
+    from scratchrnn.lm.run import TrainConfig, Trainer
     t = Trainer(TrainConfig(source="python-docs", max_chars=3000, hidden_size=4, num_layers=1,
                             seq_len=8, batch_size=2, max_minutes=10, max_steps=None,
                             progress=False, out_dir=str(tmp_path / "r")))
@@ -608,7 +608,7 @@ def test_a_full_disk_while_writing_history_or_plot_is_one_sentence(victim, tmp_p
 
     from matplotlib.figure import Figure
 
-    from scratchrnn.lm import runner
+    from scratchrnn.lm import run as runner
     from scratchrnn.lm.saved import load_model
 
     def full(path):

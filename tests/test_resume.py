@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from scratchrnn.lm.checkpoint import load_checkpoint
-from scratchrnn.lm.runner import TrainConfig, Trainer
+from scratchrnn.lm.run import TrainConfig, Trainer
 
 MAX_STEPS = 60
 FLAGS = ["--corpus", "python-docs", "--max-chars", "3000",      # 42 windows per epoch

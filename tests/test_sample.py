@@ -13,7 +13,7 @@ from scratchrnn.book import ops
 from scratchrnn.core.backend import host_rng
 from scratchrnn.lm.saved import load_model
 from scratchrnn.lm.sample import choose_next, generate
-from scratchrnn.lm.runner import TrainConfig, Trainer
+from scratchrnn.lm.run import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")

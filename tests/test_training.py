@@ -1,4 +1,4 @@
-"""Training really learns (scratchrnn.book.train, scratchrnn.lm.runner): below the unigram entropy on real text,
+"""Training really learns (scratchrnn.book.train, scratchrnn.lm.run): below the unigram entropy on real text,
 to near-zero loss on a tiny repeated text, at char and word level; plus the loop's
 bookkeeping (checkpoints, history, budgets, evaluation)."""
 import json
@@ -17,7 +17,7 @@ from scratchrnn.book.batching import BatchStream
 from scratchrnn.core.errors import ConfigError, DataError, TrainingDiverged
 from scratchrnn.blocks.model import CharLM
 from scratchrnn.book.optim import SGD, clip_grad_norm
-from scratchrnn.lm.runner import TrainConfig, Trainer, prepare_data, step_seed
+from scratchrnn.lm.run import TrainConfig, Trainer, prepare_data, step_seed
 from scratchrnn.lm.saved import load_model
 from scratchrnn.book.train import evaluate, train_step
 from scratchrnn.lm.vocab import unigram_entropy

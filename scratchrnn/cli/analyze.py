@@ -96,7 +96,7 @@ def select_text(args, vocab, meta):
     """(text, prefix, train_text or None, description) for the analysis."""
     from scratchrnn.book.batching import split_ids
     from scratchrnn.lm.corpora import check_corpus, load_source, read_text_file
-    from scratchrnn.lm.runner import TrainConfig
+    from scratchrnn.lm.run import TrainConfig
 
     cfg = TrainConfig.from_json(meta["train"])
     if args.text is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from scratchrnn.core.errors import DataError
-from scratchrnn.lm.runner import TrainConfig, prepare_data
+from scratchrnn.lm.run import TrainConfig, prepare_data
 from scratchrnn.lm.saved import load_model
 from scratchrnn.book.train import evaluate
 from scratchrnn.core.validation import positive_int

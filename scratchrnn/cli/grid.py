@@ -66,7 +66,7 @@ def _source(args):
         source = os.path.abspath(args.text)
     else:
         source = check_corpus(args.corpus or "python-docs")
-    from scratchrnn.lm.runner import TrainConfig
+    from scratchrnn.lm.run import TrainConfig
     return source, load_source(source, args.max_chars if args.max_chars is not None else TrainConfig.max_chars)
 
 

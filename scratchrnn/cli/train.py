@@ -13,7 +13,7 @@ import shlex
 import time
 
 from scratchrnn.engines.blas_kernel import blas_advice
-from scratchrnn.lm.runner import TrainConfig, Trainer
+from scratchrnn.lm.run import TrainConfig, Trainer
 
 # flag -> TrainConfig field, for the flags whose default is "what the config says"
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}

@@ -21,10 +21,12 @@ weight gradients after the loop are the cells' ``common.weight_gradients`` every
 Engines import cells; cells never import engines.
 
 Beside the cell engines, ``device_step.py`` is the engine of a whole training step: the book's
-``train.train_step`` with nothing read back to the host mid-step, which the runner uses on a GPU.
+``train.train_step`` with nothing read back to the host mid-step. ``training_step`` below picks
+it on a GPU and the book's step elsewhere, so this file is the one seam that chooses what runs.
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable, NamedTuple
 
@@ -83,3 +85,15 @@ def resolve(name, cell, backend):
             raise ConfigError(f"there is no fast engine for {cell.NAME.upper()} on {backend.name}; "
                               f"use engine='reference' or 'auto'.")
     return Engine("reference", cell.forward_hoisted, cell.backward_hoisted)
+
+
+def training_step(model, optimizer, backend):
+    """The training step a run calls as ``step(batch, state, grad_clip, clip_value) ->
+    (loss, state)``: on a GPU the device step (``device_step.DeviceStep``, nothing read back
+    mid-step; the loss comes back as a 0-d device array), elsewhere the book's
+    ``train.train_step`` itself."""
+    if backend.is_gpu:
+        from scratchrnn.engines.device_step import DeviceStep
+        return DeviceStep(model, optimizer)
+    from scratchrnn.book.train import train_step
+    return functools.partial(train_step, model, optimizer)

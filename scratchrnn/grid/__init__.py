@@ -6,7 +6,7 @@ or many.
     run_grid(spec, "grids/docs", LocalPool(workers=2))
 
 Every grid point (cell x layers x size x seed) is an ordinary training run through
-``scratchrnn.lm.runner.Trainer``, in its own run folder ``DIR/runs/<point>`` with its own
+``scratchrnn.lm.run.Trainer``, in its own run folder ``DIR/runs/<point>`` with its own
 checkpoints, and the same budget (steps or minutes) as every other point. The points run
 on a local process pool (``local_pool``) or on a Dask cluster (``dask_cluster``); as each
 one finishes its result is appended to ``DIR/results.jsonl`` and the table

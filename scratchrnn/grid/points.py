@@ -139,7 +139,7 @@ class GridSpec:
 
 
 def _train_config(train_json):
-    from scratchrnn.lm.runner import TrainConfig
+    from scratchrnn.lm.run import TrainConfig
     try:
         return TrainConfig.from_json(train_json)
     except TypeError as exc:          # a field of the wrong kind

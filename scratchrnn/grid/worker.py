@@ -48,7 +48,7 @@ def run_point(task):
 
 
 def _train_and_score(train, log):
-    from scratchrnn.lm.runner import TrainConfig, Trainer
+    from scratchrnn.lm.run import TrainConfig, Trainer
     from scratchrnn.book.train import evaluate
 
     cfg = TrainConfig.from_json(train)

@@ -1,5 +1,5 @@
 """A trained language model on disk: which arrays and metadata a run checkpoint holds,
-and the schema every such checkpoint is checked against before any array is read.
+written by ``write_run`` and checked by ``read_run`` against one schema before any array is read.
 
 Array keys: ``param/<name>`` (the model), ``optim/<slot>/<name>`` (optimizer state),
 ``state/h`` and ``state/c`` (the hidden state carried into the next window).
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 from scratchrnn.core.backend import CPU
-from scratchrnn.lm.checkpoint import load_checkpoint
+from scratchrnn.lm.checkpoint import load_checkpoint, save_checkpoint
 from scratchrnn.core.errors import CheckpointError, ConfigError, ScratchRNNError
 from scratchrnn.blocks.layers import LAYERS
 from scratchrnn.blocks.model import CONFIG_KEYS, CharLM
@@ -240,6 +240,34 @@ def validate_run(meta, members):
     slots = _check_optim(meta)
     _check_progress(meta)
     _check_members(members, _expected_members(meta, model, slots, stream), model["dtype"])
+
+
+def write_run(path, *, model, optimizer, state, train, vocab, stream, progress, text):
+    """Write one run checkpoint (atomically) in the layout ``read_run`` checks.
+
+    model: the CharLM; optimizer: its Optimizer; state: the hidden state carried into the
+    next window, h (L, B, H) or the LSTM pair (h, c), or None; train: the TrainConfig as a
+    dict; vocab: the Vocab; stream: the BatchStream; progress: the run's progress record
+    (step, elapsed_s, best_val, best_path, evals_since_best, run_id, first_loss, history);
+    text: the fingerprint of the training text.
+    """
+    arrays = {f"param/{k}": v for k, v in model.params.items()}
+    opt_arrays, opt_meta = optimizer.state_dict()
+    arrays.update({f"optim/{k}": v for k, v in opt_arrays.items()})
+    if state is not None:
+        h, c = state if isinstance(state, tuple) else (state, None)
+        arrays["state/h"] = h
+        if c is not None:
+            arrays["state/c"] = c
+    p = progress
+    meta = {"kind": KIND, "model": model.config, "train": train,
+            "vocab": vocab.to_json(), "stream": stream.state_dict(),
+            "optim": opt_meta, "history": p.history,
+            "progress": {"step": p.step, "elapsed_s": p.elapsed_s, "best_val": p.best_val,
+                         "best_path": p.best_path, "evals_since_best": p.evals_since_best,
+                         "run_id": p.run_id, "first_loss": p.first_loss},
+            "text": text, "epoch": stream.epoch_progress}
+    save_checkpoint(path, arrays, meta)
 
 
 def _refused(path, clause):

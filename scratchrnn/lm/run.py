@@ -1,24 +1,22 @@
-"""The training run around the step: data, budget, evaluation, checkpoints, resume, progress.
+"""The training run around the step: budget, evaluation, checkpoints, resume, signals, progress.
 
     cfg = TrainConfig(source="python-docs", cell="gru", max_steps=500)
     result = Trainer(cfg).run()            # or Trainer.resume("runs/x/last.npz").run()
 
 Each step takes the next window (T, B), starts from zeros at an epoch start, else carries
-the state of the previous window, and calls ``train.train_step`` (loss -> backward ->
-clip -> update); on a GPU, ``engines.device_step`` runs the same step without reading the
-loss or the gradient norm back mid-step, and the loss is read once after it. Every ``eval_every`` steps the val split is scored and ``last.npz`` is
-written (atomically); when val improves, a char-rnn style ``lm_epoch{e}_val{v}.npz`` too.
+the state of the previous window, and runs the training step that ``engines.training_step``
+chooses: the book's ``train.train_step`` (loss -> backward -> clip -> update), or on a GPU the
+same step with nothing read back mid-step, whose loss is read once after it. Every
+``eval_every`` steps the val split is scored and ``last.npz`` is written (atomically, by
+``saved.write_run``); when val improves, a char-rnn style ``lm_epoch{e}_val{v}.npz`` too.
 A run resumed from ``last.npz`` continues bit-identically on the CPU: the checkpoint holds
 the weights, the optimizer state, the stream position and the carried hidden state, and
 every random draw (dropout masks) is seeded from (seed, step) rather than from a running
-generator.
+generator. The settings are ``config.TrainConfig``; the data ``data.prepare_data``.
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
-import hashlib
 import math
 import os
 import signal
@@ -27,135 +25,22 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from scratchrnn.core.backend import CPU, get_backend
-from scratchrnn.book.batching import BatchStream, split_ids
-from scratchrnn.lm.checkpoint import checkpoint_name, save_checkpoint, write_atomically
-from scratchrnn.lm.corpora import load_source
-from scratchrnn.engines.device_step import DeviceStep
-from scratchrnn.core.errors import CheckpointError, ConfigError, DataError, ScratchRNNError, TrainingDiverged
-from scratchrnn.blocks.layers import LAYERS
+from scratchrnn import engines
 from scratchrnn.blocks.model import CharLM
+from scratchrnn.book.batching import BatchStream
 from scratchrnn.book.optim import LRSchedule, make_optimizer
+from scratchrnn.book.train import LN2, evaluate
+from scratchrnn.core.backend import CPU, get_backend
+from scratchrnn.core.errors import CheckpointError, ConfigError, DataError, ScratchRNNError, TrainingDiverged
+from scratchrnn.lm.checkpoint import checkpoint_name, write_atomically
+from scratchrnn.lm.config import ARCHITECTURE, TrainConfig
+from scratchrnn.lm.data import prepare_data
+from scratchrnn.lm.memory import check_memory
 from scratchrnn.lm.runfolder import LAST, RunLock, check_fresh, check_resume, remove_stale_temps
-from scratchrnn.lm.saved import KIND, parameter_bytes, read_run, split_arrays
-from scratchrnn.book.train import LN2, evaluate, train_step
-from scratchrnn.core.validation import finite_float, int_at_least, positive_float, positive_int
+from scratchrnn.lm.saved import read_run, split_arrays, write_run
 from scratchrnn.lm.vocab import Vocab
 
-ARCHITECTURE = ("source", "max_chars", "level", "max_vocab", "cell", "hidden_size", "num_layers",
-                "embedding_size", "nonlinearity", "forget_bias", "dtype", "split")
-
-
-def _flag(name):
-    """The command-line spelling of a TrainConfig field."""
-    return "seq-length" if name == "seq_len" else name.replace("_", "-")
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs. Defaults: a 2-layer LSTM on the stdlib corpus, sized for 2 CPU cores."""
-    source: str = "python-stdlib"   # a corpus name (corpora.CORPORA) or a UTF-8 file path
-    max_chars: int | None = 2_000_000
-    level: str = "char"             # "char" or "word"
-    max_vocab: int | None = None    # word level: keep the most frequent tokens
-    cell: str = "lstm"
-    hidden_size: int = 128
-    num_layers: int = 2
-    embedding_size: int = 0         # 0: one-hot input
-    dropout: float = 0.0
-    nonlinearity: str = "tanh"      # RNN only
-    forget_bias: float = 0.0        # LSTM only; 0 learns as PyTorch's init does (benchmarks/learning_curve.py)
-    dtype: str = "float32"
-    seq_len: int = 64
-    batch_size: int = 32
-    shuffle: bool = False           # shuffled windows (state reset every window)
-    split: tuple = (0.9, 0.05, 0.05)
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    lr_decay: float = 1.0           # multiply lr by this every epoch after lr_decay_after
-    lr_decay_after: int = 0
-    grad_clip: float = 5.0          # clip by global norm; 0 turns it off
-    clip_value: float = 0.0         # clip each element into [-v, v]; 0 turns it off
-    max_steps: int | None = None
-    max_epochs: float | None = None
-    max_minutes: float | None = 3.0
-    eval_every: int = 100
-    eval_tokens: int = 100_000      # score at most this many val tokens per evaluation
-    patience: int | None = None     # stop after this many evaluations without improvement
-    seed: int = 0
-    backend: str | None = None     # None: $SCRATCHRNN_BACKEND, else numpy
-    out_dir: str = "runs/latest"
-    progress: bool = True
-
-    def validate(self):
-        """ConfigError (one sentence) for settings that cannot work."""
-        for name in ("hidden_size", "num_layers", "seq_len", "batch_size", "eval_every", "eval_tokens"):
-            positive_int(_flag(name), getattr(self, name))
-        for name in ("max_steps", "patience", "max_chars", "max_vocab"):
-            if getattr(self, name) is not None:
-                positive_int(_flag(name), getattr(self, name))
-        int_at_least("embedding-size (0: one-hot)", self.embedding_size, 0)
-        for name in ("max_epochs", "max_minutes"):
-            if getattr(self, name) is not None:
-                positive_float(_flag(name), getattr(self, name))
-        positive_float("lr", self.lr)
-        finite_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
-        finite_float("forget-bias", self.forget_bias)
-        finite_float("lr-decay", self.lr_decay, 0.0, low_open=True)
-        int_at_least("lr-decay-after", self.lr_decay_after, 0)
-        int_at_least("seed", self.seed, 0)
-        for name in ("grad_clip", "clip_value"):
-            finite_float(f"{_flag(name)} (0: off)", getattr(self, name), 0.0)
-        if not isinstance(self.split, (tuple, list)) or len(self.split) != 3:
-            raise ConfigError(f"split must be three fractions, got {self.split!r}.")
-        for part in self.split:
-            finite_float("each --split fraction", part, 0.0, 1.0)
-        if self.cell not in LAYERS:
-            raise ConfigError(f"Unknown cell {self.cell!r}; choose one of {', '.join(LAYERS)}.")
-        if self.level not in ("char", "word"):
-            raise ConfigError(f"level must be 'char' or 'word', got {self.level!r}.")
-        if self.max_steps is None and self.max_epochs is None and self.max_minutes is None:
-            raise ConfigError("give at least one of max-steps, max-epochs or max-minutes.")
-        return self
-
-    def to_json(self):
-        d = dataclasses.asdict(self)
-        d["split"] = list(self.split)
-        return d
-
-    @classmethod
-    def from_json(cls, d):
-        known = {f.name for f in dataclasses.fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
-        if "split" in d:
-            d["split"] = tuple(d["split"])
-        return cls(**d)
-
-
-@dataclass
-class Splits:
-    """The text encoded and cut by position: train, val, test are (N,) int host arrays."""
-    vocab: Vocab
-    train: object
-    val: object
-    test: object
-    text: dict = field(default_factory=dict)   # {"chars": N, "sha256": hex} of the text used
-
-
-def text_fingerprint(text):
-    """{"chars": len(text), "sha256": hex digest of its UTF-8 bytes}: what a resume checks."""
-    return {"chars": len(text), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
-
-
-def prepare_data(cfg, vocab=None):
-    """Read the text, build (or reuse) the vocabulary, encode and split it."""
-    text = load_source(cfg.source, cfg.max_chars)
-    if vocab is None:
-        vocab = Vocab.build(text, level=cfg.level, max_size=cfg.max_vocab)
-    ids = vocab.encode(text, allow_unknown=cfg.level == "word")
-    train, val, test = split_ids(ids, cfg.split)
-    return Splits(vocab, train, val, test, text_fingerprint(text))
-
+__all__ = ["TrainConfig", "Trainer", "TrainResult", "Interrupted", "prepare_data", "step_seed"]
 
 DIVERGENCE_FACTOR = 3.0     # a training loss above 3x the run's first loss stops it (char-rnn's rule)
 
@@ -166,37 +51,6 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, message, signum):
         super().__init__(message)
         self.signum = signum
-
-
-def memory_estimate(config, optimizer, batch_size, seq_len):
-    """Bytes a run of the model ``config`` needs, roughly: parameters, gradients and the
-    optimizer's state (2 slots for Adam, 1 for the others, none for plain SGD), plus the
-    activations of one window (T, B, G·H per layer, and the (T·B, V) logits)."""
-    params = parameter_bytes(config)
-    slots = {"adam": 2, "sgd": 1}.get(optimizer, 1)
-    itemsize = CPU.xp.dtype(config["dtype"]).itemsize
-    H, L, V = config["hidden_size"], config["num_layers"], config["vocab_size"]
-    activations = seq_len * batch_size * (6 * H * L + 3 * V) * itemsize
-    return params * (2 + slots) + activations
-
-
-def _available_memory():
-    """Bytes of memory this machine has free (or in all), or None where it cannot tell."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _gib(n):
-    return f"{n / 2**30:,.1f} GiB"
 
 
 def step_seed(seed, step):
@@ -247,8 +101,7 @@ class Trainer:
                             cfg.embedding_size, cfg.dropout, cfg.nonlinearity, cfg.forget_bias,
                             backend=self.backend, dtype=cfg.dtype, seed=cfg.seed)
         self.opt = make_optimizer(cfg.optimizer, cfg.lr)
-        self._step = (DeviceStep(self.model, self.opt) if self.backend.is_gpu
-                      else functools.partial(train_step, self.model, self.opt))
+        self._step = engines.training_step(self.model, self.opt, self.backend)
         self.schedule = LRSchedule(cfg.lr, cfg.lr_decay, cfg.lr_decay_after)
         self.progress = _Progress()
         self.state = None
@@ -265,12 +118,7 @@ class Trainer:
         cfg = self.cfg
         config = {"vocab_size": len(self.data.vocab), "cell": cfg.cell, "hidden_size": cfg.hidden_size,
                   "num_layers": cfg.num_layers, "embedding_size": cfg.embedding_size, "dtype": cfg.dtype}
-        need, have = memory_estimate(config, cfg.optimizer, cfg.batch_size, cfg.seq_len), _available_memory()
-        if have is not None and need > have:
-            raise ConfigError(f"This model would need about {_gib(need)} of memory (parameters, "
-                              f"gradients, optimizer state and one window's activations) but "
-                              f"{_gib(have)} is available; choose smaller sizes (--rnn-size, "
-                              f"--embedding-size, --num-layers, --batch-size, --seq-length).")
+        check_memory(config, cfg.optimizer, cfg.batch_size, cfg.seq_len)
 
     # ------------------------------------------------------------- resuming
     @classmethod
@@ -329,23 +177,9 @@ class Trainer:
         return os.path.join(self.cfg.out_dir, LAST)
 
     def _save(self, path):
-        cfg, p = self.cfg, self.progress
-        arrays = {f"param/{k}": v for k, v in self.model.params.items()}
-        opt_arrays, opt_meta = self.opt.state_dict()
-        arrays.update({f"optim/{k}": v for k, v in opt_arrays.items()})
-        if self.state is not None:
-            h, c = self.state if isinstance(self.state, tuple) else (self.state, None)
-            arrays["state/h"] = h
-            if c is not None:
-                arrays["state/c"] = c
-        meta = {"kind": KIND, "model": self.model.config, "train": cfg.to_json(),
-                "vocab": self.data.vocab.to_json(), "stream": self.stream.state_dict(),
-                "optim": opt_meta, "history": p.history,
-                "progress": {"step": p.step, "elapsed_s": p.elapsed_s, "best_val": p.best_val,
-                             "best_path": p.best_path, "evals_since_best": p.evals_since_best,
-                             "run_id": p.run_id, "first_loss": p.first_loss},
-                "text": self.data.text, "epoch": self.stream.epoch_progress}
-        save_checkpoint(path, arrays, meta)
+        write_run(path, model=self.model, optimizer=self.opt, state=self.state,
+                  train=self.cfg.to_json(), vocab=self.data.vocab, stream=self.stream,
+                  progress=self.progress, text=self.data.text)
 
     def _kept(self):
         """How a stop for divergence leaves the run directory, as a clause."""
