@@ -29,19 +29,21 @@ np = CPU.xp
 
 CELLS = {"rnn": rnn, "gru": gru, "lstm": lstm}
 FORGET_BIASES = (0.0, 1.0, -2.0, 2.0, 10.0)
-"""The LSTM forget-gate biases of the untrained sweep (the issue's list)."""
+"""The LSTM forget-gate biases of the untrained sweep: none, the common +1, a closing gate,
+and two that hold it open."""
 
 
 def _step_cache(cell, cache, t, rep):
     """The StepCache of step t rebuilt from a whole-sequence Cache, each row repeated by ``rep``."""
     h_prev = cache.h0 if t == 0 else cache.hs[t - 1]
     if cell is rnn:
-        return rnn.StepCache(rep(cache.xs[t]), rep(h_prev), rep(cache.hs[t]))
+        return rnn.StepCache(x=rep(cache.xs[t]), h_prev=rep(h_prev), h=rep(cache.hs[t]))
     if cell is gru:
-        return gru.StepCache(rep(cache.xs[t]), rep(h_prev), rep(cache.gates[t]), rep(cache.hns[t]))
+        return gru.StepCache(x=rep(cache.xs[t]), h_prev=rep(h_prev), gates=rep(cache.gates[t]),
+                             hn=rep(cache.hns[t]))
     c_prev = cache.c0 if t == 0 else cache.cs[t - 1]
-    return lstm.StepCache(rep(cache.xs[t]), rep(h_prev), rep(c_prev), rep(cache.gates[t]),
-                          rep(cache.tanh_cs[t]))
+    return lstm.StepCache(x=rep(cache.xs[t]), h_prev=rep(h_prev), c_prev=rep(c_prev),
+                          gates=rep(cache.gates[t]), tanh_c=rep(cache.tanh_cs[t]))
 
 
 def state_step_backward(cell, params, dstate, step, nonlinearity="tanh"):

@@ -5,10 +5,18 @@
     dx, (dh0, dc0) = lstm.backward(dy)    # accumulates into lstm.grads
     lstm.zero_grad()
 
-What runs is chosen by ``engine=``: "textbook" (the cells' step-by-step scans),
-"reference" (the cells with the GEMMs hoisted out of the loop), "fast" (the fast
-engine of the backend) or "auto" (the default: fast where it exists); see
-``scratchrnn.engines``. ``layer.engine`` names the one that runs.
+**By default a layer runs an engine, not the cells you read.** ``engine="auto"`` (the
+default) runs the backend's fast engine where one exists (``scratchrnn/engines``: NumPy's
+``numpy_fast``, with its C helper where a compiler builds it; CuPy's fused GRU/LSTM
+kernels), else the cells' level 2. The engines are tested equal to the cells, but they are
+other code. To run the book itself, pass ``engine="textbook"`` (the cells' level 1: a scan
+of ``step_forward`` and a reverse scan of ``step_backward``, in ``scratchrnn/book/cells``),
+or set ``SCRATCHRNN_ENGINE=textbook``; ``engine="reference"`` runs the cells' level 2 (the
+GEMMs hoisted out of the loop) and ``"fast"`` insists on the fast engine.
+``layer.engine`` names the one that runs.
+
+    LSTM(8, 16).engine                      # "fast (numpy + compiled C)": an engine
+    LSTM(8, 16, engine="textbook").engine   # "textbook": book/cells/lstm.py's forward/backward
 
 Parameters live in a flat dict ``params`` with keys ``"l{k}.W_x"``, ``"l{k}.W_h"``,
 ``"l{k}.b_x"``, ``"l{k}.b_h"`` for layer k (layout in ``cells/common.py``);
@@ -33,8 +41,9 @@ class Recurrent(Module):
     backend: "numpy", "cupy", "auto", a Backend, or None for ``$SCRATCHRNN_BACKEND``
     (numpy when unset).  dtype: "float32" (default) or "float64".  seed: weights and
     dropout masks are drawn from it (the same seed gives the same weights on CPU and GPU).
-    engine: "auto", "textbook", "reference", "fast", or None for ``$SCRATCHRNN_ENGINE``
-    (auto when unset); ``self.engine`` is the name of the engine that runs.
+    engine: "auto" (runs an engine, see the module doc), "textbook" (runs the cells'
+    level 1, the book), "reference" (the cells' level 2), "fast", or None for
+    ``$SCRATCHRNN_ENGINE`` (auto when unset); ``self.engine`` names what runs.
     """
 
     cell = None          # the cell module (cells/rnn.py, cells/gru.py, cells/lstm.py)

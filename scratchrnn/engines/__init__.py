@@ -1,7 +1,9 @@
 """Engines: the cells' computations arranged for speed, below one dispatcher.
 
-The cells (``scratchrnn/book/cells``) are the book: read them, and trust them. The layer
-classes (``scratchrnn.blocks.layers``) pick what runs with ``engine=``:
+The cells (``scratchrnn/book/cells``) are the book: read them, and trust them. But the
+layer classes (``scratchrnn.blocks.layers``) do not run them by default: ``engine="auto"``,
+the default, runs an engine. To run the book, pass ``engine="textbook"`` to the layer (or
+set ``SCRATCHRNN_ENGINE=textbook``). ``engine=`` picks what runs:
 
     "textbook"   the cells' level 1: a scan of ``step_forward`` / ``step_backward``
     "reference"  the cells' level 2: the same math with the GEMMs hoisted out of the loop

@@ -197,14 +197,16 @@ def lstm_forward(params, xs, state0):
     if B == 1 and H <= BATCH_ONE_MAX_H:                         # the whole loop in one call
         _function("lstm_seq_fwd_b1", dt)(T, H, W_h.ctypes.data, h0c.ctypes.data, c0c.ctypes.data,
                                          p_g, p_h, p_c, p_tc, p_ah)
-        return hs, (hs[-1], cs[-1]), _lstm.Cache(xs, h0, c0, hs, cs, gates, tanh_cs)
+        return hs, (hs[-1], cs[-1]), _lstm.Cache(xs=xs, h0=h0, c0=c0, hs=hs, cs=cs,
+                                                 gates=gates, tanh_cs=tanh_cs)
     h, p_cprev = h0c, c0c.ctypes.data
     for t in range(T):
         np.matmul(h, W_h, out=ah)
         fwd(B, H, p_ah, p_cprev, p_g + t * step_g, p_c + t * step_h, p_tc + t * step_h,
             p_h + t * step_h)
         h, p_cprev = hs[t], p_c + t * step_h
-    return hs, (hs[-1], cs[-1]), _lstm.Cache(xs, h0, c0, hs, cs, gates, tanh_cs)
+    return hs, (hs[-1], cs[-1]), _lstm.Cache(xs=xs, h0=h0, c0=c0, hs=hs, cs=cs,
+                                             gates=gates, tanh_cs=tanh_cs)
 
 
 def lstm_backward(params, dys, dstateT, cache):
@@ -260,7 +262,7 @@ def gru_forward(params, xs, h0):
         np.matmul(h, W_h, out=ah)
         fwd(B, H, p_ah, p_bh, p_hprev, p_g + t * sg, p_hn + t * sh, p_h + t * sh)
         h, p_hprev = hs[t], p_h + t * sh
-    return hs, hs[-1], _gru.Cache(xs, h0, hs, gates, hns)
+    return hs, hs[-1], _gru.Cache(xs=xs, h0=h0, hs=hs, gates=gates, hns=hns)
 
 
 def gru_backward(params, dys, dhT, cache):

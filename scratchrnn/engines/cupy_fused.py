@@ -69,7 +69,8 @@ def lstm_forward(params, xs, state0):
         cupy.matmul(h, W_h, out=ah)
         k(ah, c, H, gates[t], cs[t], tanh_cs[t], hs[t], size=B * H)   # gates[t]: a_x in, gates out
         h, c = hs[t], cs[t]
-    return hs, (hs[-1], cs[-1]), _lstm.Cache(xs, h0, c0, hs, cs, gates, tanh_cs)
+    return hs, (hs[-1], cs[-1]), _lstm.Cache(xs=xs, h0=h0, c0=c0, hs=hs, cs=cs,
+                                             gates=gates, tanh_cs=tanh_cs)
 
 
 def lstm_backward(params, dys, dstateT, cache):
@@ -111,7 +112,7 @@ def gru_forward(params, xs, h0):
         cupy.matmul(h, W_h, out=ah)                           # b_h is added inside the kernel
         k(ah, b_h, h, H, gates[t], hns[t], hs[t], size=B * H)   # gates[t]: a_x in, gates out
         h = hs[t]
-    return hs, hs[-1], _gru.Cache(xs, h0, hs, gates, hns)
+    return hs, hs[-1], _gru.Cache(xs=xs, h0=h0, hs=hs, gates=gates, hns=hns)
 
 
 def gru_backward(params, dys, dhT, cache):

@@ -101,7 +101,7 @@ def rnn_forward(params, xs, h0, nonlinearity="tanh"):
             np.tanh(h, out=h)
         else:
             np.maximum(h, 0, out=h)
-    return hs, hs[-1], _rnn.Cache(xs, h0, hs)
+    return hs, hs[-1], _rnn.Cache(xs=xs, h0=h0, hs=hs)
 
 
 def rnn_backward(params, dys, dhT, cache, nonlinearity="tanh"):
@@ -157,7 +157,8 @@ def lstm_forward(params, xs, state0):
         c += ig                                                 # c' = f c + i g
         np.tanh(c, out=tanh_cs[t])
         h = np.multiply(o, tanh_cs[t], out=hs[t])               # h' = o tanh(c')
-    return hs, (hs[-1], cs[-1]), _lstm.Cache(xs, h0, c0, hs, cs, gates, tanh_cs)
+    return hs, (hs[-1], cs[-1]), _lstm.Cache(xs=xs, h0=h0, c0=c0, hs=hs, cs=cs,
+                                             gates=gates, tanh_cs=tanh_cs)
 
 
 def lstm_backward(params, dys, dstateT, cache):
@@ -237,7 +238,7 @@ def gru_forward(params, xs, h0):
         h_new *= z
         h_new += n                                              # h' = n + z (h - n)
         h = h_new
-    return hs, hs[-1], _gru.Cache(xs, h0, hs, gates, hns)
+    return hs, hs[-1], _gru.Cache(xs=xs, h0=h0, hs=hs, gates=gates, hns=hns)
 
 
 def gru_backward(params, dys, dhT, cache):

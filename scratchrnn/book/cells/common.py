@@ -11,6 +11,7 @@ the loop") rearranges the textbook scan: the input part ``x W_x`` of all T steps
 ONE GEMM before the loop (``input_projection``); the backward loop only collects the
 pre-activation gradients of every step; the weight and input gradients are then ONE
 GEMM each after it (``weight_gradients``). Every engine uses these two as well.
+Each "§n" in a comment is a section of docs/derivations.md.
 """
 from __future__ import annotations
 
@@ -60,10 +61,10 @@ def step_weight_gradients(x, h_prev, dax, dah=None):
     Returns {"W_x": (I, G*H), "W_h": (H, G*H), "b_x": (G*H,), "b_h": (G*H,)}.
     """
     dah = dax if dah is None else dah
-    return {"W_x": x.T @ dax,             # undo a_x = x W_x
-            "W_h": h_prev.T @ dah,        # undo a_h = h_prev W_h
-            "b_x": dax.sum(axis=0),       # undo + b_x (broadcast over the batch)
-            "b_h": dah.sum(axis=0)}       # undo + b_h
+    return {"W_x": x.T @ dax,             # undo a_x = x W_x (§2)
+            "W_h": h_prev.T @ dah,        # undo a_h = h_prev W_h (§2)
+            "b_x": dax.sum(axis=0),       # undo + b_x, broadcast over the batch (§2)
+            "b_h": dah.sum(axis=0)}       # undo + b_h (§2)
 
 
 def weight_gradients(xs, h_prev, dax, dah, W_x):
@@ -81,5 +82,5 @@ def weight_gradients(xs, h_prev, dax, dah, W_x):
     grads = step_weight_gradients(xs.reshape(T * B, I), h_prev.reshape(T * B, H),
                                   dax.reshape(T * B, GH),
                                   None if dah is None else dah.reshape(T * B, GH))
-    dxs = (dax.reshape(T * B, GH) @ W_x.T).reshape(T, B, I)   # undo x W_x, for the layer below
+    dxs = (dax.reshape(T * B, GH) @ W_x.T).reshape(T, B, I)   # undo x W_x, for the layer below (§7)
     return dxs, grads

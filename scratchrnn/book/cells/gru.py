@@ -1,5 +1,5 @@
 """Gated recurrent unit, PyTorch's "reset-after" form and gate order (r, z, n)
-(docs/derivations.md §4 "GRU"):
+(docs/derivations.md §4 "GRU"; every "§n" below is a section there):
 
     a_x = x W_x + b_x      a_h = h W_h + b_h        each (B, 3H) = [r | z | n] blocks
     r = σ(a_x,r + a_h,r)   z = σ(a_x,z + a_h,z)
@@ -11,6 +11,9 @@ Two levels, tested equal:
         scans ``step_backward`` in reverse and adds up the weight gradients step by step.
     level 2, the same math rearranged (docs/derivations.md §7 "Level 2: the GEMMs
         hoisted out of the loop"): ``forward_hoisted`` / ``backward_hoisted``.
+
+Level 1 is a ``scan``, not a ``for`` loop written out, for the reason ``lstm.py`` gives: the
+step function is the recurrence and nothing else, and level 2 is the same scan of another step.
 
 Because r multiplies only the hidden part of n, the input and hidden
 pre-activations get different gradients: the backward collects two buffers,
@@ -25,8 +28,8 @@ from typing import Any, NamedTuple
 
 from scratchrnn.book import ops
 from scratchrnn.book.scan import scan
-from scratchrnn.book.cells.common import (init_fused_params, input_projection, previous_states, step_weight_gradients,
-                     weight_gradients)
+from scratchrnn.book.cells.common import (init_fused_params, input_projection, previous_states,
+                                         step_weight_gradients, weight_gradients)
 
 NAME = "gru"
 GATES = 3
@@ -34,6 +37,8 @@ HAS_CELL_STATE = False
 
 
 class StepCache(NamedTuple):
+    """What one step keeps for its backward pass (``step_backward``): the step's input, the
+    state it started from, its post-activations, and a_h,n (the reset gate's backward needs it)."""
     x: Any        # (B, I) input
     h_prev: Any   # (B, H) hidden state entering the step
     gates: Any    # (B, 3H) post-activations [r, z, n]
@@ -41,6 +46,9 @@ class StepCache(NamedTuple):
 
 
 class Cache(NamedTuple):
+    """What a whole sequence keeps for its backward pass (``backward``, ``backward_hoisted`` and
+    every engine): the StepCaches of all T steps, the states entering each step stored once, as
+    h0 and the outputs (``previous_states`` rebuilds them)."""
     xs: Any       # (T, B, I) inputs
     h0: Any       # (B, H) initial hidden state
     hs: Any       # (T, B, H) hidden states after each step (= the outputs)
@@ -83,16 +91,18 @@ def gates_backward(dh, gates, hn, h_prev):
     """
     H = h_prev.shape[-1]
     r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
-    dn = dh * (1.0 - z)                               # undo h' = (1-z) n + z h
-    dz = dh * (h_prev - n)
-    dh_prev = dh * z
-    dan = ops.tanh_backward(dn, n)                    # undo n = tanh(a_x,n + r a_h,n)
-    dax = gates.copy()                                # same shape as a_x (B, 3H)
-    dax[:, :H] = ops.sigmoid_backward(dan * hn, r)    # undo r = σ(.), through r ⊙ a_h,n
-    dax[:, H:2 * H] = ops.sigmoid_backward(dz, z)     # undo z = σ(.)
-    dax[:, 2 * H:] = dan                              # undo a_x,n
-    dah = dax.copy()                                  # r and z see a_x + a_h alike ...
-    dah[:, 2 * H:] = dan * r                          # ... but a_h,n is scaled by r
+    xp = ops.xp_of(gates)
+    dn = dh * (1.0 - z)                               # undo h' = (1-z) n + z h: n (§4)
+    dz = dh * (h_prev - n)                            # ... z (§4)
+    dh_prev = dh * z                                  # ... h (§4)
+    dan = ops.tanh_backward(dn, n)                    # undo n = tanh(a_x,n + r a_h,n) (§4)
+    dax = xp.empty_like(gates)                        # dL/da_x, shaped like a_x (B, 3H)
+    dax[:, :H] = ops.sigmoid_backward(dan * hn, r)    # undo r = σ(.), through r ⊙ a_h,n (§4)
+    dax[:, H:2 * H] = ops.sigmoid_backward(dz, z)     # undo z = σ(.) (§4)
+    dax[:, 2 * H:] = dan                              # undo a_x,n + ... (§4)
+    dah = xp.empty_like(gates)                        # dL/da_h, shaped like a_h (B, 3H)
+    dah[:, :2 * H] = dax[:, :2 * H]                   # r and z see a_x + a_h alike (§4) ...
+    dah[:, 2 * H:] = dan * r                          # ... but a_h,n is scaled by r (§4)
     return dax, dah, dh_prev
 
 
@@ -102,7 +112,7 @@ def step_forward(params, x, h_prev):
     ax = x @ params["W_x"] + params["b_x"]
     ah = h_prev @ params["W_h"] + params["b_h"]
     h, gates, hn = gates_forward(ax, ah, h_prev)
-    return h, h, StepCache(x, h_prev, gates, hn)
+    return h, h, StepCache(x=x, h_prev=h_prev, gates=gates, hn=hn)
 
 
 def step_backward(params, dh, dh_next, cache):
@@ -110,9 +120,12 @@ def step_backward(params, dh, dh_next, cache):
 
     Returns dx (B, I), dh_prev (B, H), grads of this step.
     """
-    dax, dah, dh_prev = gates_backward(dh + dh_next, cache.gates, cache.hn, cache.h_prev)
-    grads = step_weight_gradients(cache.x, cache.h_prev, dax, dah)   # undo x W_x, h W_h, biases
-    return dax @ params["W_x"].T, dh_prev + dah @ params["W_h"].T, grads   # undo x W_x, h W_h
+    dh_total = dh + dh_next                          # h' went to the output and to step t+1 (§2)
+    dax, dah, dh_prev = gates_backward(dh_total, cache.gates, cache.hn, cache.h_prev)   # §4
+    grads = step_weight_gradients(cache.x, cache.h_prev, dax, dah)  # undo x W_x, h W_h, biases (§4)
+    dx = dax @ params["W_x"].T                                      # undo x W_x (§4)
+    dh_prev = dh_prev + dah @ params["W_h"].T                       # undo h_prev W_h (§4)
+    return dx, dh_prev, grads
 
 
 # ------------------------------------------------- level 1: the textbook scans
@@ -122,11 +135,11 @@ def forward(params, xs, h0):
     xs: (T, B, I).  h0: (B, H).  Returns ys (T, B, H), h_T (B, H), Cache.
     """
     def step(h, x):
-        h, _, c = step_forward(params, x, h)
-        return h, (h, c.gates, c.hn)
+        h, _, step_cache = step_forward(params, x, h)
+        return h, (h, step_cache.gates, step_cache.hn)      # what backward needs
 
     hT, (hs, gates, hns) = scan(step, h0, xs)
-    return hs, hT, Cache(xs, h0, hs, gates, hns)
+    return hs, hT, Cache(xs=xs, h0=h0, hs=hs, gates=gates, hns=hns)
 
 
 def backward(params, dys, dhT, cache):
@@ -137,9 +150,10 @@ def backward(params, dys, dhT, cache):
     """
     def step(carry, inputs):
         dh_next, total = carry
-        dy, *step_cache = inputs
-        dx, dh_prev, grads = step_backward(params, dy, dh_next, StepCache(*step_cache))
-        return (dh_prev, {k: total[k] + grads[k] for k in total}), dx   # add this step's grads
+        dy, x, h_prev, gates, hn = inputs
+        step_cache = StepCache(x=x, h_prev=h_prev, gates=gates, hn=hn)
+        dx, dh_prev, grads = step_backward(params, dy, dh_next, step_cache)    # undo step t
+        return (dh_prev, {k: total[k] + grads[k] for k in total}), dx  # W is shared: sum over t (§2)
 
     zeros = {k: ops.xp_of(v).zeros_like(v) for k, v in params.items()}
     inputs = (dys, cache.xs, previous_states(cache.h0, cache.hs), cache.gates, cache.hns)
@@ -161,7 +175,7 @@ def forward_hoisted(params, xs, h0):
         return h, (h, gates, hn)
 
     hT, (hs, gates, hns) = scan(step, h0, ax)
-    return hs, hT, Cache(xs, h0, hs, gates, hns)
+    return hs, hT, Cache(xs=xs, h0=h0, hs=hs, gates=gates, hns=hns)
 
 
 def backward_hoisted(params, dys, dhT, cache):
@@ -174,9 +188,9 @@ def backward_hoisted(params, dys, dhT, cache):
 
     def step(dh_next, inputs):
         dy, gates, hn, h_prev = inputs
-        dax, dah, dh_prev = gates_backward(dy + dh_next, gates, hn, h_prev)
-        return dh_prev + dah @ W_hT, (dax, dah)       # undo h_prev W_h (per step)
+        dax, dah, dh_prev = gates_backward(dy + dh_next, gates, hn, h_prev)          # §4
+        return dh_prev + dah @ W_hT, (dax, dah)       # undo h_prev W_h, the one per-step GEMM (§7)
 
     dh0, (daxs, dahs) = scan(step, dhT, (dys, cache.gates, cache.hns, h_prevs), reverse=True)
-    dxs, grads = weight_gradients(cache.xs, h_prevs, daxs, dahs, params["W_x"])  # undo x W_x, h W_h
+    dxs, grads = weight_gradients(cache.xs, h_prevs, daxs, dahs, params["W_x"])  # undo x W_x, h W_h (§7)
     return dxs, dh0, grads

@@ -1,5 +1,5 @@
 """Long short-term memory, PyTorch's equations and gate order (i, f, g, o)
-(docs/derivations.md §3 "LSTM"):
+(docs/derivations.md §3 "LSTM"; every "§n" below is a section there):
 
     a = x W_x + b_x + h W_h + b_h            (B, 4H), split into four (B, H) blocks
     i = σ(a_i)   f = σ(a_f)   g = tanh(a_g)   o = σ(a_o)
@@ -11,6 +11,12 @@ Two levels, tested equal:
         scans ``step_backward`` in reverse and adds up the weight gradients step by step.
     level 2, the same math rearranged (docs/derivations.md §7 "Level 2: the GEMMs
         hoisted out of the loop"): ``forward_hoisted`` / ``backward_hoisted``.
+
+Level 1 is a ``scan`` (``scratchrnn/book/scan.py``), not a ``for`` loop written out: the loop
+itself is visible once, in ``book/onepage.py`` and in scan's docstring (five lines of plain
+Python); here the step function *is* the recurrence, ``(carry, x_t) -> (carry', y_t)``, with
+nothing else on the page, and level 2 runs the same ``scan`` with a different step, so the two
+levels differ in exactly what the step does.
 
 Backward takes every derivative from cached *outputs* (σ' = s(1-s), tanh' = 1-t²),
 so no pre-activation is recomputed.
@@ -25,8 +31,8 @@ from typing import Any, NamedTuple
 
 from scratchrnn.book import ops
 from scratchrnn.book.scan import scan
-from scratchrnn.book.cells.common import (init_fused_params, input_projection, previous_states, step_weight_gradients,
-                     weight_gradients)
+from scratchrnn.book.cells.common import (init_fused_params, input_projection, previous_states,
+                                         step_weight_gradients, weight_gradients)
 
 NAME = "lstm"
 GATES = 4
@@ -34,7 +40,8 @@ HAS_CELL_STATE = True
 
 
 class StepCache(NamedTuple):
-    """What one step keeps for its backward pass."""
+    """What one step keeps for its backward pass (``step_backward``): the step's input, the
+    state it started from, and its post-activations, so no pre-activation is recomputed."""
     x: Any        # (B, I) input
     h_prev: Any   # (B, H) hidden state entering the step
     c_prev: Any   # (B, H) cell state entering the step
@@ -43,7 +50,9 @@ class StepCache(NamedTuple):
 
 
 class Cache(NamedTuple):
-    """What a whole sequence keeps for its backward pass."""
+    """What a whole sequence keeps for its backward pass (``backward``, ``backward_hoisted`` and
+    every engine): the StepCaches of all T steps, stored once each (the state entering step t is
+    the state after step t-1, so it is not stored twice; ``previous_states`` rebuilds it)."""
     xs: Any       # (T, B, I) inputs
     h0: Any       # (B, H) initial hidden state
     c0: Any       # (B, H) initial cell state
@@ -98,17 +107,17 @@ def gates_backward(dh, dc_next, gates, c_prev, tanh_c):
     """
     H = c_prev.shape[-1]
     i, f, g, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-    dc = dc_next + ops.tanh_backward(dh * o, tanh_c)     # undo h = o·tanh(c): the c path
-    do = dh * tanh_c                                     # undo h = o·tanh(c): the o path
-    di = dc * g                                          # undo c = f·c_prev + i·g
-    dg = dc * i
-    df = dc * c_prev
-    dc_prev = dc * f
-    da = gates.copy()                                    # same shape as a (B, 4H)
-    da[:, :H] = ops.sigmoid_backward(di, i)              # undo i = σ(a_i)
-    da[:, H:2 * H] = ops.sigmoid_backward(df, f)         # undo f = σ(a_f)
-    da[:, 2 * H:3 * H] = ops.tanh_backward(dg, g)        # undo g = tanh(a_g)
-    da[:, 3 * H:] = ops.sigmoid_backward(do, o)          # undo o = σ(a_o)
+    dc = dc_next + ops.tanh_backward(dh * o, tanh_c)     # undo h = o·tanh(c): the c path (§3)
+    do = dh * tanh_c                                     # undo h = o·tanh(c): the o path (§3)
+    di = dc * g                                          # undo c = f·c_prev + i·g: i (§3)
+    dg = dc * i                                          # ... g (§3)
+    df = dc * c_prev                                     # ... f (§3)
+    dc_prev = dc * f                                     # ... c_prev (§3)
+    da = ops.xp_of(gates).empty_like(gates)              # dL/da, shaped like a (B, 4H)
+    da[:, :H] = ops.sigmoid_backward(di, i)              # undo i = σ(a_i) (§3)
+    da[:, H:2 * H] = ops.sigmoid_backward(df, f)         # undo f = σ(a_f) (§3)
+    da[:, 2 * H:3 * H] = ops.tanh_backward(dg, g)        # undo g = tanh(a_g) (§3)
+    da[:, 3 * H:] = ops.sigmoid_backward(do, o)          # undo o = σ(a_o) (§3)
     return da, dc_prev
 
 
@@ -121,7 +130,7 @@ def step_forward(params, x, state):
     h_prev, c_prev = state
     a = x @ params["W_x"] + params["b_x"] + h_prev @ params["W_h"] + params["b_h"]
     h, c, gates, tanh_c = gates_forward(a, c_prev)
-    return h, (h, c), StepCache(x, h_prev, c_prev, gates, tanh_c)
+    return h, (h, c), StepCache(x=x, h_prev=h_prev, c_prev=c_prev, gates=gates, tanh_c=tanh_c)
 
 
 def step_backward(params, dh, dstate, cache):
@@ -130,9 +139,12 @@ def step_backward(params, dh, dstate, cache):
     Returns dx (B, I), (dh_prev, dc_prev), grads of this step.
     """
     dh_next, dc_next = dstate
-    da, dc_prev = gates_backward(dh + dh_next, dc_next, cache.gates, cache.c_prev, cache.tanh_c)
-    grads = step_weight_gradients(cache.x, cache.h_prev, da)     # undo x W_x, h W_h, the biases
-    return da @ params["W_x"].T, (da @ params["W_h"].T, dc_prev), grads   # undo x W_x, h_prev W_h
+    dh_total = dh + dh_next                          # h' went to the output and to step t+1 (§2)
+    da, dc_prev = gates_backward(dh_total, dc_next, cache.gates, cache.c_prev, cache.tanh_c)  # §3
+    grads = step_weight_gradients(cache.x, cache.h_prev, da)   # undo x W_x, h W_h, the biases (§2)
+    dx = da @ params["W_x"].T                                  # undo x W_x (§2)
+    dh_prev = da @ params["W_h"].T                             # undo h_prev W_h (§2)
+    return dx, (dh_prev, dc_prev), grads
 
 
 # ------------------------------------------------- level 1: the textbook scans
@@ -142,11 +154,12 @@ def forward(params, xs, state0):
     xs: (T, B, I).  state0: (h0, c0), each (B, H).  Returns ys (T, B, H), (h_T, c_T), Cache.
     """
     def step(state, x):
-        _, state, c = step_forward(params, x, state)
-        return state, (c.gates, c.tanh_c) + state    # what backward needs: gates, tanh c, h, c
+        _, (h, c), step_cache = step_forward(params, x, state)
+        return (h, c), (h, c, step_cache.gates, step_cache.tanh_c)   # what backward needs
 
-    (hT, cT), (gates, tanh_cs, hs, cs) = scan(step, tuple(state0), xs)
-    return hs, (hT, cT), Cache(xs, state0[0], state0[1], hs, cs, gates, tanh_cs)
+    (hT, cT), (hs, cs, gates, tanh_cs) = scan(step, tuple(state0), xs)
+    return hs, (hT, cT), Cache(xs=xs, h0=state0[0], c0=state0[1], hs=hs, cs=cs, gates=gates,
+                               tanh_cs=tanh_cs)
 
 
 def backward(params, dys, dstateT, cache):
@@ -157,9 +170,10 @@ def backward(params, dys, dstateT, cache):
     """
     def step(carry, inputs):
         dstate, total = carry
-        dy, *step_cache = inputs
-        dx, dstate, grads = step_backward(params, dy, dstate, StepCache(*step_cache))
-        return (dstate, {k: total[k] + grads[k] for k in total}), dx   # add this step's grads
+        dy, x, h_prev, c_prev, gates, tanh_c = inputs
+        step_cache = StepCache(x=x, h_prev=h_prev, c_prev=c_prev, gates=gates, tanh_c=tanh_c)
+        dx, dstate, grads = step_backward(params, dy, dstate, step_cache)     # undo step t
+        return (dstate, {k: total[k] + grads[k] for k in total}), dx  # W is shared: sum over t (§2)
 
     zeros = {k: ops.xp_of(v).zeros_like(v) for k, v in params.items()}
     inputs = (dys, cache.xs, previous_states(cache.h0, cache.hs),
@@ -184,7 +198,7 @@ def forward_hoisted(params, xs, state0):
         return (h, c), (h, c, gates, tanh_c)
 
     (hT, cT), (hs, cs, gates, tanh_cs) = scan(step, (h0, c0), ax)
-    return hs, (hT, cT), Cache(xs, h0, c0, hs, cs, gates, tanh_cs)
+    return hs, (hT, cT), Cache(xs=xs, h0=h0, c0=c0, hs=hs, cs=cs, gates=gates, tanh_cs=tanh_cs)
 
 
 def backward_hoisted(params, dys, dstateT, cache):
@@ -199,11 +213,11 @@ def backward_hoisted(params, dys, dstateT, cache):
     def step(carry, inputs):
         dh_next, dc_next = carry
         dy, gates, c_prev, tanh_c = inputs
-        da, dc_prev = gates_backward(dy + dh_next, dc_next, gates, c_prev, tanh_c)
-        return (da @ W_hT, dc_prev), da                     # undo h_prev W_h (per step)
+        da, dc_prev = gates_backward(dy + dh_next, dc_next, gates, c_prev, tanh_c)    # §3
+        return (da @ W_hT, dc_prev), da          # undo h_prev W_h, the one per-step GEMM (§7)
 
     (dh0, dc0), das = scan(step, tuple(dstateT), (dys, cache.gates, c_prevs, cache.tanh_cs),
                            reverse=True)
     h_prevs = previous_states(cache.h0, cache.hs)
-    dxs, grads = weight_gradients(cache.xs, h_prevs, das, None, params["W_x"])  # undo x W_x, h W_h
+    dxs, grads = weight_gradients(cache.xs, h_prevs, das, None, params["W_x"])  # undo x W_x, h W_h (§7)
     return dxs, (dh0, dc0), grads

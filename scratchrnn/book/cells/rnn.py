@@ -1,4 +1,5 @@
-"""The vanilla (Elman) RNN, PyTorch's equation (docs/derivations.md §2 "The vanilla RNN"):
+"""The vanilla (Elman) RNN, PyTorch's equation (docs/derivations.md §2 "The vanilla RNN";
+every "§n" below is a section there):
 
     h' = act(x W_x + b_x + h W_h + b_h)          act = tanh or relu
 
@@ -7,6 +8,9 @@ Two levels, tested equal:
         scans ``step_backward`` in reverse and adds up the weight gradients step by step.
     level 2, the same math rearranged (docs/derivations.md §7 "Level 2: the GEMMs
         hoisted out of the loop"): ``forward_hoisted`` / ``backward_hoisted``.
+
+Level 1 is a ``scan``, not a ``for`` loop written out, for the reason ``lstm.py`` gives: the
+step function is the recurrence and nothing else, and level 2 is the same scan of another step.
 
 ``identity_init=True`` sets W_h = I and the biases to 0 (the IRNN of Le, Jaitly &
 Hinton 2015, meant for relu).
@@ -21,8 +25,8 @@ from typing import Any, NamedTuple
 from scratchrnn.book import ops
 from scratchrnn.core.errors import ConfigError
 from scratchrnn.book.scan import scan
-from scratchrnn.book.cells.common import (init_fused_params, input_projection, previous_states, step_weight_gradients,
-                     weight_gradients)
+from scratchrnn.book.cells.common import (init_fused_params, input_projection, previous_states,
+                                         step_weight_gradients, weight_gradients)
 
 NAME = "rnn"
 GATES = 1
@@ -30,12 +34,17 @@ HAS_CELL_STATE = False
 
 
 class StepCache(NamedTuple):
+    """What one step keeps for its backward pass (``step_backward``): the step's input, the
+    state it started from, and its output, from which act' is taken (no pre-activation kept)."""
     x: Any        # (B, I) input
     h_prev: Any   # (B, H) hidden state entering the step
     h: Any        # (B, H) act(a), the output
 
 
 class Cache(NamedTuple):
+    """What a whole sequence keeps for its backward pass (``backward``, ``backward_hoisted`` and
+    every engine): the inputs, h0 and the outputs; the state entering step t is the output of
+    step t-1 (``previous_states`` rebuilds it)."""
     xs: Any       # (T, B, I) inputs
     h0: Any       # (B, H) initial hidden state
     hs: Any       # (T, B, H) hidden states after each step (= the outputs)
@@ -69,7 +78,7 @@ def step_forward(params, x, h_prev, nonlinearity="tanh"):
     """One time step. x: (B, I).  h_prev: (B, H).  Returns h' (B, H), h', StepCache."""
     act, _ = activation(nonlinearity)
     h = act(x @ params["W_x"] + params["b_x"] + h_prev @ params["W_h"] + params["b_h"])
-    return h, h, StepCache(x, h_prev, h)
+    return h, h, StepCache(x=x, h_prev=h_prev, h=h)
 
 
 def step_backward(params, dh, dh_next, cache, nonlinearity="tanh"):
@@ -78,9 +87,12 @@ def step_backward(params, dh, dh_next, cache, nonlinearity="tanh"):
     Returns dx (B, I), dh_prev (B, H), grads of this step.
     """
     _, act_backward = activation(nonlinearity)
-    da = act_backward(dh + dh_next, cache.h)                    # undo h = act(a)
-    grads = step_weight_gradients(cache.x, cache.h_prev, da)     # undo x W_x, h W_h, the biases
-    return da @ params["W_x"].T, da @ params["W_h"].T, grads     # undo x W_x, h_prev W_h
+    dh_total = dh + dh_next                          # h' went to the output and to step t+1 (§2)
+    da = act_backward(dh_total, cache.h)                         # undo h = act(a) (§2)
+    grads = step_weight_gradients(cache.x, cache.h_prev, da)     # undo x W_x, h W_h, the biases (§2)
+    dx = da @ params["W_x"].T                                    # undo x W_x (§2)
+    dh_prev = da @ params["W_h"].T                               # undo h_prev W_h (§2)
+    return dx, dh_prev, grads
 
 
 # ------------------------------------------------- level 1: the textbook scans
@@ -94,7 +106,7 @@ def forward(params, xs, h0, nonlinearity="tanh"):
         return h, h
 
     hT, hs = scan(step, h0, xs)
-    return hs, hT, Cache(xs, h0, hs)
+    return hs, hT, Cache(xs=xs, h0=h0, hs=hs)
 
 
 def backward(params, dys, dhT, cache, nonlinearity="tanh"):
@@ -106,9 +118,9 @@ def backward(params, dys, dhT, cache, nonlinearity="tanh"):
     def step(carry, inputs):
         dh_next, total = carry
         dy, x, h_prev, h = inputs
-        dx, dh_prev, grads = step_backward(params, dy, dh_next, StepCache(x, h_prev, h),
-                                           nonlinearity)
-        return (dh_prev, {k: total[k] + grads[k] for k in total}), dx   # add this step's grads
+        step_cache = StepCache(x=x, h_prev=h_prev, h=h)
+        dx, dh_prev, grads = step_backward(params, dy, dh_next, step_cache, nonlinearity)  # undo step t
+        return (dh_prev, {k: total[k] + grads[k] for k in total}), dx  # W is shared: sum over t (§2)
 
     zeros = {k: ops.xp_of(v).zeros_like(v) for k, v in params.items()}
     h_prevs = previous_states(cache.h0, cache.hs)
@@ -131,7 +143,7 @@ def forward_hoisted(params, xs, h0, nonlinearity="tanh"):
         return h, h
 
     hT, hs = scan(step, h0, ax)
-    return hs, hT, Cache(xs, h0, hs)
+    return hs, hT, Cache(xs=xs, h0=h0, hs=hs)
 
 
 def backward_hoisted(params, dys, dhT, cache, nonlinearity="tanh"):
@@ -144,10 +156,10 @@ def backward_hoisted(params, dys, dhT, cache, nonlinearity="tanh"):
 
     def step(dh_next, inputs):
         dy, h = inputs
-        da = act_backward(dy + dh_next, h)          # undo h = act(a)
-        return da @ W_hT, da                        # undo h_prev W_h (the only per-step GEMM)
+        da = act_backward(dy + dh_next, h)          # undo h = act(a) (§2)
+        return da @ W_hT, da                        # undo h_prev W_h, the one per-step GEMM (§7)
 
     dh0, das = scan(step, dhT, (dys, cache.hs), reverse=True)
     h_prevs = previous_states(cache.h0, cache.hs)
-    dxs, grads = weight_gradients(cache.xs, h_prevs, das, None, params["W_x"])  # undo x W_x, h W_h
+    dxs, grads = weight_gradients(cache.xs, h_prevs, das, None, params["W_x"])  # undo x W_x, h W_h (§7)
     return dxs, dh0, grads
