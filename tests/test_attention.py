@@ -135,7 +135,7 @@ def test_first_step_from_zero_state_reads_nothing(backend):
                           seed=0)
     x = backend.asarray(np.random.default_rng(0).standard_normal((1, 2, 3)))
     ys, state = model.forward(x)
-    cache = model._caches[0]
+    cache = model.caches[0]
     np.testing.assert_allclose(backend.asnumpy(cache.alpha), np.full((2, K), 1.0 / K), rtol=1e-14)
     assert float(abs(state.read).max()) == 0.0
     expected = state.h[-1] @ model.params["attn.W_out"][:H] + model.params["attn.b_out"]

@@ -108,7 +108,7 @@ def fake_gpu(tmp_path):
 def test_device_step_reads_nothing_back_on_the_gpu_path(fake_gpu, cell, embedding, dropout):
     fake, be = fake_gpu
     model = CharLM(11, cell, 8, 2, embedding_size=embedding, dropout=dropout, seed=1, backend=be)
-    assert model.rnn._engine.name == ("reference" if cell == "rnn" else "fast (cupy fused kernels)")
+    assert model.rnn.engine == ("reference" if cell == "rnn" else "fast (cupy fused kernels)")
     step = DeviceStep(model, make_optimizer("adam", 0.01))
     stream = BatchStream(np.random.default_rng(0).integers(0, 11, 300), 3, 5, backend=be)
     state = model.initial_state(3)

@@ -140,8 +140,8 @@ def test_dropout_mask_is_reused_by_backward(backend, use_engine, engine, variant
 def test_dropout_mask_statistics(backend):
     layer = make("rnn-tanh", backend, I=2, H=200, L=2, seed=0, dropout=0.25)
     layer.forward(np.ones((10, 20, 2)))
-    mask = _host(layer, layer._masks[0])
-    assert layer._masks[1] is None                     # never after the top layer
+    mask = _host(layer, layer.dropout_masks[0])
+    assert layer.dropout_masks[1] is None                     # never after the top layer
     kept = mask > 0
     assert abs(kept.mean() - 0.75) < 0.01
     np.testing.assert_allclose(mask[kept], 1 / 0.75)   # inverted dropout keeps the mean

@@ -112,6 +112,12 @@ class AttentionLSTM(Module):
             self.grads.update({f"{prefix}.{k}": self.xp.zeros_like(v) for k, v in part.items()})
         self._caches = None
 
+    @property
+    def caches(self):
+        """Per step, the ``StepCache`` of the last forward (read-only; e.g. ``.alpha``, the
+        attention weights (B, K)); None before a forward."""
+        return None if self._caches is None else tuple(self._caches)
+
     # ---- modes, grads, state
     def train(self, mode=True):
         super().train(mode)

@@ -81,6 +81,22 @@ class Recurrent(Module):
         return None if self._caches is None else tuple(self._caches)
 
     @property
+    def dropout_masks(self):
+        """Per layer, the dropout mask (T, B, H) applied to its output in the last forward, or
+        None where none was (the top layer, eval mode, dropout 0); None before a forward."""
+        return None if self._masks is None else tuple(self._masks)
+
+    @property
+    def dropout_rng(self):
+        """The generator the dropout masks are drawn from (the backend's ``rng``). Assign a
+        generator to put one back, e.g. after ``seed_dropout`` held the masks fixed."""
+        return self._dropout_rng
+
+    @dropout_rng.setter
+    def dropout_rng(self, generator):
+        self._dropout_rng = generator
+
+    @property
     def cell_options(self):
         """The options every step of the cell takes, e.g. {"nonlinearity": "tanh"} (a copy)."""
         return dict(self._step_options)

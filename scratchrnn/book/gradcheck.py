@@ -201,15 +201,12 @@ def check_layer(layer, T: int, B: int, seed=0, eps: float = DEFAULT_EPS,
     dropout_seed = int(rng.integers(2**31))
 
     fix_mask = layer.training and layer.dropout > 0.0
-    saved_rng = getattr(layer, "_dropout_rng", None)
+    saved_rng = layer.dropout_rng if fix_mask else None
     saved_grads = {k: g.copy() for k, g in layer.grads.items()}
 
     def forward():
         if fix_mask:       # the same mask for every evaluation
-            if hasattr(layer, "seed_dropout"):
-                layer.seed_dropout(dropout_seed)
-            else:
-                layer._dropout_rng = be.rng(dropout_seed)
+            layer.seed_dropout(dropout_seed)
         y, stateT = layer.forward(x, as_state(states0))
         return y, (stateT if n_states == 2 else (stateT,))
 
@@ -242,8 +239,8 @@ def check_layer(layer, T: int, B: int, seed=0, eps: float = DEFAULT_EPS,
     finally:
         for k, g in saved_grads.items():
             layer.grads[k][...] = g
-        if fix_mask:
-            layer._dropout_rng = saved_rng
+        if fix_mask:       # the layer's own mask stream goes on where it was
+            layer.dropout_rng = saved_rng
 
 
 def format_table(rows, extra_columns: Mapping[str, list] | None = None) -> str:
