@@ -9,6 +9,7 @@ import, as the same module objects, with a DeprecationWarning.
 from __future__ import annotations
 
 import ast
+import re
 import importlib
 import subprocess
 import sys
@@ -191,3 +192,16 @@ def test_every_folder_is_a_package_that_setuptools_finds():
     missing = sorted({str(f.relative_to(PACKAGE.parent)) for f in folders
                       if not (f / "__init__.py").exists()})
     assert not missing, f"folders without __init__.py: {missing}"
+
+
+def test_the_tests_named_in_architecture_md_exist():
+    """The table of where the gate math lives names the tests that pin each copy: each one
+    named there (``tests/x.py::test_y`` or a bare ``test_y``) is a test that exists."""
+    tests = PACKAGE.parent / "tests"
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    everywhere = "\n".join(p.read_text(encoding="utf-8") for p in tests.rglob("test_*.py"))
+    named = re.findall(r"`(?:(tests/[\w/]+\.py)::)?(test_\w+)`", text)
+    assert len(named) >= 10
+    for path, test in named:
+        source = (PACKAGE.parent / path).read_text(encoding="utf-8") if path else everywhere
+        assert re.search(rf"^def {test}\(", source, re.M), f"{path or 'tests/'} has no {test}"

@@ -20,7 +20,21 @@ from scratchrnn.book.optim import SGD, clip_grad_norm
 from scratchrnn.lm.run import TrainConfig, Trainer, prepare_data, step_seed
 from scratchrnn.lm.saved import load_model
 from scratchrnn.book.train import evaluate, train_step
-from scratchrnn.lm.vocab import unigram_entropy
+
+
+def unigram_entropy(ids):
+    """Entropy in nats per token of the empirical unigram distribution of ids (N,) int: the
+    loss of the best context-free predictor on the same ids."""
+    counts = np.bincount(np.asarray(ids, dtype=np.int64).reshape(-1))
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def test_unigram_entropy():
+    assert math.isclose(unigram_entropy(np.array([0, 1, 2, 3] * 5)), math.log(4))
+    assert unigram_entropy(np.array([7, 7, 7])) == 0.0
+    assert math.isclose(unigram_entropy([0, 0, 0, 1]),
+                        -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
 
 
 def config(tmp_path, name="run", **kw):

@@ -1,6 +1,5 @@
 """Vocabularies, tokenizing, encoding and decoding (scratchrnn.lm.vocab)."""
 import json
-import math
 
 import numpy as np
 import pytest
@@ -8,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from scratchrnn.lm.corpora import load_corpus
 from scratchrnn.core.errors import ConfigError, DataError
-from scratchrnn.lm.vocab import Vocab, tokenize, unigram_entropy
+from scratchrnn.lm.vocab import Vocab, tokenize
 
 
 # --------------------------------------------------------------------- vocabularies
@@ -106,12 +105,3 @@ def test_vocab_from_json_rejects_bad_records(record):
     with pytest.raises(DataError):
         Vocab.from_json(record)
 
-
-# ---------------------------------------------------------------------- statistics
-def test_unigram_entropy():
-    assert math.isclose(unigram_entropy(np.array([0, 1, 2, 3] * 5)), math.log(4))
-    assert unigram_entropy(np.array([7, 7, 7])) == 0.0
-    assert math.isclose(unigram_entropy([0, 0, 0, 1]),
-                        -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
-    with pytest.raises(DataError):
-        unigram_entropy(np.array([], dtype=int))

@@ -27,7 +27,6 @@ from scratchrnn.book.cells import gru, lstm, rnn
 
 np = CPU.xp
 
-CELLS = {"rnn": rnn, "gru": gru, "lstm": lstm}
 FORGET_BIASES = (0.0, 1.0, -2.0, 2.0, 10.0)
 """The LSTM forget-gate biases of the untrained sweep: none, the common +1, a closing gate,
 and two that hold it open."""

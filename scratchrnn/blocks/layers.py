@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from scratchrnn import engines
 from scratchrnn.core.backend import get_backend, host_rng
+from scratchrnn.book import cells
 from scratchrnn.book.cells import gru, lstm, rnn
 from scratchrnn.core.errors import ConfigError, ShapeError
 from scratchrnn.blocks.module import Module
@@ -253,4 +254,10 @@ class LSTM(Recurrent):
         return init, {}
 
 
-LAYERS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
+LAYERS = {layer.cell.NAME: layer for layer in (RNN, GRU, LSTM)}
+"""The layer class of each cell, keyed by the cell's own name (``book.cells.CELLS``)."""
+
+
+def layer_class(name):
+    """The layer class (RNN, GRU or LSTM) of the cell called ``name``; ConfigError otherwise."""
+    return LAYERS[cells.by_name(name).NAME]

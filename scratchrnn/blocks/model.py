@@ -18,7 +18,7 @@ from scratchrnn.book import ops
 from scratchrnn.core.backend import get_backend, host_rng
 from scratchrnn.blocks.embedding import Embedding, OneHot
 from scratchrnn.core.errors import ConfigError, ShapeError
-from scratchrnn.blocks.layers import LAYERS
+from scratchrnn.blocks.layers import layer_class
 from scratchrnn.blocks.linear import Linear
 from scratchrnn.blocks.module import Module
 from scratchrnn.core.validation import int_at_least
@@ -41,8 +41,7 @@ class CharLM(Module):
     def __init__(self, vocab_size, cell="lstm", hidden_size=128, num_layers=2, embedding_size=0,
                  dropout=0.0, nonlinearity="tanh", forget_bias=0.0, backend=None,
                  dtype="float32", seed=None):
-        if cell not in LAYERS:
-            raise ConfigError(f"Unknown cell {cell!r}; choose one of {', '.join(LAYERS)}.")
+        layer = layer_class(cell)
         vocab_size = int_at_least("vocab_size", vocab_size, 1)
         hidden_size = int_at_least("hidden_size", hidden_size, 1)
         num_layers = int_at_least("num_layers", num_layers, 1)
@@ -60,13 +59,10 @@ class CharLM(Module):
         options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         if cell == "lstm":
             options["forget_bias"] = forget_bias
-        self.rnn = LAYERS[cell](self.embed.output_size, hidden_size, num_layers, dropout=dropout,
+        self.rnn = layer(self.embed.output_size, hidden_size, num_layers, dropout=dropout,
                                 backend=self.backend, dtype=dtype, seed=seed, **options)
         self.head = Linear(hidden_size, vocab_size, rng, self.backend, dtype)
-        self.params, self.grads = {}, {}
-        for prefix, part in (("embed", self.embed), ("rnn", self.rnn), ("head", self.head)):
-            self.params.update({f"{prefix}.{k}": v for k, v in part.params.items()})
-            self.grads.update({f"{prefix}.{k}": v for k, v in part.grads.items()})
+        self.gather([("embed", self.embed), ("rnn", self.rnn), ("head", self.head)])
         self._cache = None
 
     @classmethod

@@ -24,7 +24,7 @@ from scratchrnn.core.backend import host_rng
 from scratchrnn.blocks.embedding import Embedding, OneHot
 from scratchrnn.core.errors import ConfigError
 from scratchrnn.blocks.heads import LOSSES, Head
-from scratchrnn.blocks.layers import LAYERS
+from scratchrnn.blocks.layers import layer_class
 from scratchrnn.blocks.module import Module
 from scratchrnn.core.validation import int_at_least, positive_int
 
@@ -68,8 +68,7 @@ class SequenceModel(Module):
         layer_options go to the layer class (e.g. nonlinearity="relu", identity_init=True
         for an IRNN, forget_bias=1.0 for an LSTM, attn_vec_size with attention).
         """
-        if cell not in LAYERS:
-            raise ConfigError(f"Unknown cell {cell!r}; choose one of {', '.join(LAYERS)}.")
+        layer = layer_class(cell)
         V = positive_int("vocab_size", vocab_size)
         E = int_at_least("embedding_size", embedding_size, 0)
         if attn_length is not None:
@@ -78,7 +77,7 @@ class SequenceModel(Module):
             rnn = AttentionLSTM(E or V, hidden_size, num_layers, attn_length=attn_length,
                                 backend=backend, dtype=dtype, seed=seed, **layer_options)
         else:
-            rnn = LAYERS[cell](E or V, hidden_size, num_layers, backend=backend, dtype=dtype,
+            rnn = layer(E or V, hidden_size, num_layers, backend=backend, dtype=dtype,
                                seed=seed, **layer_options)
         rng = host_rng(None if seed is None else seed + 1)
         embed = (Embedding(V, E, rng, rnn.backend, rnn.dtype) if E

@@ -17,9 +17,11 @@ set ``SCRATCHRNN_ENGINE=textbook``). ``engine=`` picks what runs:
                  sets another default)
 
 Every engine returns the cells' ``Cache`` named tuples and the same gradients, and is
-tested equal to the cells in ``tests/test_engines.py``. The C helper and the CuPy
-kernels are generated from one set of elementwise expressions (``gate_math.py``); the
-weight gradients after the loop are the cells' ``common.weight_gradients`` everywhere.
+tested equal to the cells in ``tests/test_engines.py``. The gate math is written three
+times: in the cells, in ``numpy_fast.py``, and in ``gate_math.py``, whose C statements
+both the C helper and the CuPy kernels are generated from (docs/architecture.md: where
+each copy lives and which test pins it); the weight gradients after the loop are the
+cells' ``common.weight_gradients`` everywhere.
 Engines import cells; cells never import engines.
 
 Beside the cell engines, ``device_step.py`` is the engine of a whole training step: the book's

@@ -10,9 +10,8 @@ loop-free GEMMs before and after the time loop are the NumPy fast path's
 
 The kernel bodies are generated from the elementwise statements of ``gate_math.py``
 (the source of the compiled CPU helper too), in the notation of the book
-(``cells/lstm.py``, ``cells/gru.py``), one thread per (b, j) element of the (B, H) state. Math runs in
-``double`` for float64 storage and in ``float`` for float32 and float16 storage
-(float16 storage with float32 math: ``forward_half``). No value crosses between host
+(``cells/lstm.py``, ``cells/gru.py``), one thread per (b, j) element of the (B, H) state.
+Math runs in ``double`` for float64 arrays and in ``float`` otherwise. No value crosses between host
 and device inside the time loop: sizes are Python ints, everything else stays on
 the device.
 
@@ -31,6 +30,7 @@ from scratchrnn.book.cells import gru as _gru
 from scratchrnn.book.cells import lstm as _lstm
 from scratchrnn.book.cells.common import previous_states, weight_gradients
 from scratchrnn.engines import gate_math
+
 
 @lru_cache(maxsize=None)
 def _kernel(name, dtype_name):
@@ -137,22 +137,6 @@ def gru_backward(params, dys, dhT, cache):
     dh0 = dh_gemm + dh_z                                   # both paths into h0
     dxs, grads = weight_gradients(xs, previous_states(h0, hs), dax, dah, params["W_x"])
     return dxs, dh0, grads
-
-
-# ===================================================================== float16 storage
-def forward_half(name, params, xs, state0):
-    """Forward with float16 storage and float32 math in the fused kernels (GEMMs in
-    float16 on cuBLAS). Returns ys (T, B, H) float16. Whether it pays is unmeasured
-    (no GPU was available when this was written): see docs/performance.md."""
-    half = lambda a: cupy.asarray(a, dtype=cupy.float16)
-    p16 = {k: half(v) for k, v in params.items()}
-    if name == "lstm":
-        ys, _, _ = lstm_forward(p16, half(xs), (half(state0[0]), half(state0[1])))
-    elif name == "gru":
-        ys, _, _ = gru_forward(p16, half(xs), half(state0))
-    else:
-        raise ValueError(f"no fused float16 path for {name!r}")
-    return ys
 
 
 ENGINES = {"gru": ("fast (cupy fused kernels)", gru_forward, gru_backward),

@@ -1,7 +1,9 @@
-"""The one source of the gate math that the compiled engines run.
+"""The gate math of the two compiled engines, C and CUDA, from one source.
 
 The elementwise part of an LSTM or GRU step, forward and backward, is written
-here ONCE, as C statements for one element (b, j) of the (B, H) state. From these
+here once for both compiled engines, as C statements for one element (b, j) of the
+(B, H) state. (The book's copy is ``cells/*.py``, NumPy's fast one ``numpy_fast.py``;
+docs/architecture.md lists every copy and the test that pins it.) From these
 statements ``c_source()`` assembles the C helper of the CPU engine
 (``cpu_compiled.py``: a loop over b and j) and ``cuda_kernel()`` the bodies of the
 CuPy ElementwiseKernels (``cupy_fused.py``: one thread per element). The math is

@@ -12,10 +12,10 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from scratchrnn.book.cells import CELLS
 from scratchrnn.core.errors import ConfigError
 from scratchrnn.core.validation import int_at_least, positive_float, positive_int
 
-CELLS = ("rnn", "gru", "lstm")
 
 # the TrainConfig fields a grid lets the user set for every point alike
 SHARED_FIELDS = ("source", "max_chars", "seq_len", "batch_size", "lr", "dropout", "dtype",

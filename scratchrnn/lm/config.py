@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from scratchrnn.blocks.layers import LAYERS
+from scratchrnn.book import cells
 from scratchrnn.core.errors import ConfigError
 from scratchrnn.core.validation import finite_float, int_at_least, positive_float, positive_int
 
@@ -82,8 +82,7 @@ class TrainConfig:
             raise ConfigError(f"split must be three fractions, got {self.split!r}.")
         for part in self.split:
             finite_float("each --split fraction", part, 0.0, 1.0)
-        if self.cell not in LAYERS:
-            raise ConfigError(f"Unknown cell {self.cell!r}; choose one of {', '.join(LAYERS)}.")
+        cells.by_name(self.cell)
         if self.level not in ("char", "word"):
             raise ConfigError(f"level must be 'char' or 'word', got {self.level!r}.")
         if self.max_steps is None and self.max_epochs is None and self.max_minutes is None:

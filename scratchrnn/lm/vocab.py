@@ -147,17 +147,3 @@ class Vocab:
         if record["level"] == "word" and tokens[:2] != [PAD, UNK]:
             raise DataError("A word-level vocabulary record must start with <pad> and <unk>.")
         return cls(tokens, record["level"])
-
-
-def unigram_entropy(ids) -> float:
-    """Entropy in nats per token of the empirical unigram distribution of ids (N,) int.
-
-    A language model whose cross-entropy is below this has learned more than token
-    frequencies (the loss of the best context-free predictor on the same ids).
-    """
-    ids = _np.asarray(backend_of(ids).asnumpy(ids)).reshape(-1)
-    if ids.size == 0:
-        raise DataError("Cannot compute the entropy of an empty id array.")
-    counts = _np.bincount(ids.astype(_np.int64))
-    p = counts[counts > 0] / ids.size
-    return float(-(p * _np.log(p)).sum())

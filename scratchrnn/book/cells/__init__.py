@@ -12,7 +12,18 @@ Each module exposes the same plain functions:
 ``state`` is ``h`` (B, H) for RNN and GRU and the pair ``(h, c)`` for LSTM; ``common.py``
 holds the fused weight layout and the level-2 GEMMs. The engines (``scratchrnn.engines``)
 compute the same things faster and are tested against these functions.
+
+``CELLS`` is the package's one table of cells by name; ``by_name`` is its one check.
 """
 from scratchrnn.book.cells import gru, lstm, rnn
+from scratchrnn.core.errors import ConfigError
 
-CELLS = {"rnn": rnn, "gru": gru, "lstm": lstm}
+CELLS = {cell.NAME: cell for cell in (rnn, gru, lstm)}
+
+
+def by_name(name):
+    """The cell module called ``name`` ("rnn", "gru" or "lstm"); ConfigError for any other."""
+    try:
+        return CELLS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"Unknown cell {name!r}; choose one of {', '.join(CELLS)}.") from None
