@@ -8,8 +8,7 @@
 #   bash benchmarks/gpu_session.sh lm       char-LM training throughput, 2-layer LSTM 512, B64 T128,
 #                                           on CuPy and CUDA torch, then on the NumPy path
 #
-# Written before any GPU was lent to this project and never run on one: the first session
-# with a GPU runs `suite` first and fixes what it finds. Uses the machine's own python3
+# Not yet run on a GPU: on a new GPU machine run `suite` first and fix what it finds. Uses the machine's own python3
 # (CuPy and a CUDA build of torch are installed there; nothing can be downloaded) with this
 # working tree on PYTHONPATH. What comes back from $OUT: at most 8 files, two folders deep.
 set -u
