@@ -26,7 +26,7 @@ validation losses per token and per word, and the greedy samples side by side.
 # * the hackathon's model: embedding of size √V, one LSTM layer;
 # * its exercise without attention: two LSTM layers;
 # * its exercise: two LSTM layers, the top one attending over its last K outputs
-#   (``attention.AttentionLSTM``; equations in docs/derivations.md, section 10).
+#   (``attention.AttentionLSTM``; equations in docs/derivations.md, section 9).
 #
 # The learning rate is 1e-3 for all three (``--lr``). RMSProp's first updates are large
 # (its running mean of g² starts at zero), and at 3e-3 the attention model, whose

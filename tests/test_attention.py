@@ -6,7 +6,7 @@ random weights and a random initial state (h, c, read-out, window):
   linear functional of the outputs and the final state agrees with central
   differences (normwise 1e-6), so BPTT through the window of past outputs is right;
 - outputs, final state and every gradient equal those of a small PyTorch autograd
-  reference written below from the equations (docs/derivations.md, section 10) to 1e-10.
+  reference written below from the equations (docs/derivations.md, section 9) to 1e-10.
 Known answers:
 - with a zero window and a zero read-out (the start), the first step's weights are
   uniform (1/K) and its read-out is zero, so its output is h_1 W_out[:H] + b_out;
@@ -65,7 +65,7 @@ def test_every_gradient_matches_finite_differences(backend, T, B, I, H, K, D, L,
 
 
 def _torch_reference(torch, params, x, state0, L, H, K):
-    """The equations of section 10 in PyTorch, weights in scratchrnn's (in, out) layout."""
+    """The equations of section 9 in PyTorch, weights in scratchrnn's (in, out) layout."""
     def lstm_step(p, x_t, h, c):
         a = x_t @ p["W_x"] + p["b_x"] + h @ p["W_h"] + p["b_h"]
         i, f, g, o = torch.sigmoid(a[:, :H]), torch.sigmoid(a[:, H:2 * H]), \

@@ -1,6 +1,6 @@
 """An LSTM stack whose top layer attends over its own last K outputs, in the manner of
 TensorFlow's ``AttentionCellWrapper``; equations and backward in docs/derivations.md,
-section 10.
+section 9.
 
     model = AttentionLSTM(input_size=8, hidden_size=16, num_layers=2, attn_length=5, seed=0)
     ys, state = model.forward(x)                 # x (T, B, I) -> ys (T, B, H)
@@ -48,7 +48,7 @@ class AttentionState(NamedTuple):
 
 
 class StepCache(NamedTuple):
-    """What one attention step keeps for its backward (section 10)."""
+    """What one attention step keeps for its backward (section 9)."""
     u: Any        # (B, I') input from the layer below
     read_prev: Any  # (B, H) a_{t-1}
     cell: Any     # the LSTM cell's StepCache
@@ -145,7 +145,7 @@ class AttentionLSTM(Module):
                                  f"got {tuple(a.shape)}.")
         return AttentionState(*arrays)
 
-    # ---- one attention step of the top layer (section 10)
+    # ---- one attention step of the top layer (section 9)
     def _step_forward(self, u, carry):
         (h, c), read_prev, window = carry
         p, H = self.attn, self.hidden_size
@@ -161,7 +161,7 @@ class AttentionLSTM(Module):
         return out, ((h, c), read, new_window), cache
 
     def _step_backward(self, dout, dcarry, cache):
-        """Undo one step (docs/derivations.md, section 10, line by line).
+        """Undo one step (docs/derivations.md, section 9, line by line).
 
         dout: (B, H) from above; dcarry: gradients at what the step carried on
         ((dh, dc), dread, dwindow). Returns du (B, I') and the gradients at what entered

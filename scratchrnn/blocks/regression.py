@@ -15,7 +15,7 @@ Per step t (the head maps the top layer's h_t (B, H) to y_t (B, O)):
 Teacher forcing is the ordinary path: the layer's scan over the whole sequence. Free
 running steps the cells one at a time (``scratchrnn.blocks.stepping``), and its backward
 carries the gradient through every fed-back output, y_{t-1} -> input_t
-(docs/derivations.md, section 11). Feeding outputs back needs O = I.
+(docs/derivations.md, section 10). Feeding outputs back needs O = I.
 
 ``params``/``grads`` are flat dicts ("rnn.l0.W_x", ..., "head.W", "head.b") holding the
 parts' own arrays, so an optimizer updating them in place trains the model.
@@ -137,13 +137,13 @@ class SequenceRegressor(Module):
         return self._free_run_backward(dys, dstate)
 
     def _free_run_backward(self, dys, dstate):
-        """BPTT through the fed-back outputs (docs/derivations.md, section 11)."""
+        """BPTT through the fed-back outputs (docs/derivations.md, section 10)."""
         c, xp = self._cache, self.xp
         T = dys.shape[0]
         W = self.head.params["W"]
         dstates = initial_cell_states(self.rnn, dstate, dys.shape[1], "dstate")   # None: zeros
         dxs = xp.zeros((T,) + dys.shape[1:-1] + (self.rnn.input_size,), dtype=self.dtype)
-        dy_fed = xp.zeros_like(dys[0])          # dL/dy_t through input_{t+1} = y_t (section 11)
+        dy_fed = xp.zeros_like(dys[0])          # dL/dy_t through input_{t+1} = y_t (section 10)
         for t in reversed(range(T)):
             dy = dys[t] + dy_fed                                          # y_t's two uses
             self.head.grads["W"] += c.hs[t].T @ dy                        # undo h_t W
