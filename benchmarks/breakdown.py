@@ -46,7 +46,7 @@ def _gemm_replay(layer, shape):
 
     def run():
         xp.matmul(xs2, W_x, out=ax)
-        for t in range(T):
+        for _ in range(T):
             xp.matmul(h, W_h, out=step_out)
         for t in range(T):
             xp.matmul(da[t * B:(t + 1) * B], W_hT, out=dh)

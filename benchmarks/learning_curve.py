@@ -230,7 +230,7 @@ def summarize(runs, epochs):
             out[variant].append({"epoch": e + 1, "mean": statistics.fmean(vals), "min": min(vals),
                                  "max": max(vals), "n": len(vals)})
     torch_band = out["torch"]
-    for variant, rows in out.items():
+    for rows in out.values():
         for row, ref in zip(rows, torch_band):
             row["inside_or_below_torch"] = row["mean"] <= ref["max"]
     return out

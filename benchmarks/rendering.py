@@ -19,7 +19,8 @@ def markdown(record):
     lines.append(f"# scratchrnn benchmark — {record['date']}")
     lines.append("")
     lines.append(f"Command: `{record['command']}`  ")
-    lines.append(f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; threads {record['threads']}; niceness {record.get('niceness') or 0}; "
+    lines.append(f"Machine: {m['cpu']} ({m['cores']} cores), {m['platform']}; threads {record['threads']}; "
+                 f"niceness {record.get('niceness') or 0}; "
                  f"load average before/after {m['loadavg_before']} / {m['loadavg_after']}  ")
     lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()) + "  ")
     if record.get("gpu"):

@@ -179,9 +179,10 @@ def run_all(models, train_ids, val_ids, is_word, vocab, steps, lr, seed, backend
     every = max(1, steps // 8)
     for name, model in models.items():
         curve = [(0, float("nan"), *score(model, val_ids, is_word, backend))]
-        cpu = 0.0
-        for step, train_loss, cpu in train(model, train_ids, steps, lr, seed, backend, every):
+        cpu = 0.0                   # the CPU seconds so far, as of the last evaluation
+        for step, train_loss, cpu_so_far in train(model, train_ids, steps, lr, seed, backend, every):
             curve.append((step, train_loss, *score(model, val_ids, is_word, backend)))
+            cpu = cpu_so_far
         sample = greedy(model, vocab, PRIME, gen_len, backend)
         params = int(sum(p.size for p in model.params.values()))
         results[name] = dict(curve=curve, cpu=cpu, params=params, sample=sample)

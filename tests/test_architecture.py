@@ -9,8 +9,8 @@ import, as the same module objects, with a DeprecationWarning.
 from __future__ import annotations
 
 import ast
-import re
 import importlib
+import re
 import subprocess
 import sys
 import warnings

@@ -54,7 +54,7 @@ def test_softmax_jacobian_matches_finite_differences(backend):
     (z,) = _arrays(backend, 2, (5,))
     J = backend.asnumpy(ops.softmax_jacobian(ops.softmax(z)))
     for i in range(5):      # row i of J is the gradient of p_i
-        num = numerical_gradient(lambda: ops.softmax(z)[i], z)
+        num = numerical_gradient(lambda i=i: ops.softmax(z)[i], z)
         assert rel_error(J[i], num) < TOL
 
 

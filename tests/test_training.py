@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from scratchrnn import cli
+from scratchrnn.blocks.model import CharLM
+from scratchrnn.book.batching import BatchStream
+from scratchrnn.book.optim import SGD, clip_grad_norm
+from scratchrnn.book.train import evaluate, train_step
+from scratchrnn.core.errors import ConfigError, DataError, TrainingDiverged
 from scratchrnn.lm.checkpoint import load_checkpoint
 from scratchrnn.lm.corpora import load_corpus
-from scratchrnn.book.batching import BatchStream
-from scratchrnn.core.errors import ConfigError, DataError, TrainingDiverged
-from scratchrnn.blocks.model import CharLM
-from scratchrnn.book.optim import SGD, clip_grad_norm
 from scratchrnn.lm.run import TrainConfig, Trainer, prepare_data, step_seed
 from scratchrnn.lm.saved import load_model
-from scratchrnn.book.train import evaluate, train_step
 
 
 def unigram_entropy(ids):

@@ -3,10 +3,11 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from scratchrnn.lm.corpora import load_corpus
 from scratchrnn.core.errors import ConfigError, DataError
+from scratchrnn.lm.corpora import load_corpus
 from scratchrnn.lm.vocab import Vocab, tokenize
 
 

@@ -239,9 +239,9 @@ def error_breakdown(text: str, rnn_logp, ngram_logp, distance_edges=DISTANCE_EDG
 
     Each predicted position t gets the first matching category of ``CATEGORIES``:
     a closing bracket or the first character of a string's closing quote (matched by the
-    Python-aware lexer of ``features``; its opener may lie in the prefix); a newline; leading whitespace of a line or the first
-    character after it; a space; a letter/digit/_ after a non-word character (word start)
-    or after a word character (in-word); anything else.
+    Python-aware lexer of ``features``; its opener may lie in the prefix); a newline; leading
+    whitespace of a line or the first character after it; a space; a letter/digit/_ after a
+    non-word character (word start) or after a word character (in-word); anything else.
 
     Returns {"by_category": rows, "by_distance": rows}, lists of dicts with keys
     category|distance, count, rnn_loss, ngram_loss (mean nats), rnn_better (fraction of

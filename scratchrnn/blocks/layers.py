@@ -26,11 +26,11 @@ every layer but the last, in training mode only, and its mask is reused by backw
 from __future__ import annotations
 
 from scratchrnn import engines
-from scratchrnn.core.backend import get_backend, host_rng
+from scratchrnn.blocks.module import Module
 from scratchrnn.book import cells
 from scratchrnn.book.cells import gru, lstm, rnn
+from scratchrnn.core.backend import get_backend, host_rng
 from scratchrnn.core.errors import ConfigError, ShapeError
-from scratchrnn.blocks.module import Module
 from scratchrnn.core.validation import finite_float, positive_int
 
 PARAM_NAMES = ("W_x", "W_h", "b_x", "b_h")

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from scratchrnn.book import ops
-from scratchrnn.core.backend import get_backend, host_rng
 from scratchrnn.blocks.embedding import Embedding, OneHot
-from scratchrnn.core.errors import ConfigError, ShapeError
 from scratchrnn.blocks.layers import layer_class
 from scratchrnn.blocks.linear import Linear
 from scratchrnn.blocks.module import Module
+from scratchrnn.book import ops
+from scratchrnn.core.backend import get_backend, host_rng
+from scratchrnn.core.errors import ConfigError, ShapeError
 from scratchrnn.core.validation import int_at_least
 
 CONFIG_KEYS = ("vocab_size", "cell", "hidden_size", "num_layers", "embedding_size", "dropout",

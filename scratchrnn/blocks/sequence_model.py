@@ -20,12 +20,12 @@ from zeros unless a state is passed.
 from __future__ import annotations
 
 from scratchrnn.blocks.attention import AttentionLSTM
-from scratchrnn.core.backend import host_rng
 from scratchrnn.blocks.embedding import Embedding, OneHot
-from scratchrnn.core.errors import ConfigError
 from scratchrnn.blocks.heads import LOSSES, Head
 from scratchrnn.blocks.layers import layer_class
 from scratchrnn.blocks.module import Module
+from scratchrnn.core.backend import host_rng
+from scratchrnn.core.errors import ConfigError
 from scratchrnn.core.validation import int_at_least, positive_int
 
 

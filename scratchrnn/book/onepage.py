@@ -79,7 +79,7 @@ def backward(p, cache):
     Nothing flows in from beyond the window (truncated BPTT, §5), so dh, dc start at zero.
     """
     xs, hs, cs, gates, tanh_cs, probs, targets = cache
-    (T, B, V), H = probs.shape, hs.shape[2]
+    (T, B, _), H = probs.shape, hs.shape[2]
     grads = {name: np.zeros_like(value) for name, value in p.items()}
     dh_next, dc_next = np.zeros((B, H)), np.zeros((B, H))
     for t in reversed(range(T)):

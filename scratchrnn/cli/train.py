@@ -39,7 +39,8 @@ def add_parser(sub):
     m.add_argument("--embedding-size", type=int, default=None, help="0 = one-hot input (default)")
     m.add_argument("--dropout", type=float, default=None, help="dropout between layers (default 0)")
     m.add_argument("--nonlinearity", choices=("tanh", "relu"), default=None, help="RNN only")
-    m.add_argument("--forget-bias", type=float, default=None, help=f"LSTM forget-gate bias at init (default {d.forget_bias:g})")
+    m.add_argument("--forget-bias", type=float, default=None,
+                   help=f"LSTM forget-gate bias at init (default {d.forget_bias:g})")
     m.add_argument("--dtype", choices=("float32", "float64"), default=None)
     o = p.add_argument_group("optimisation")
     o.add_argument("--seq-length", dest="seq_len", type=int, default=None, help=f"BPTT window T (default {d.seq_len})")
@@ -48,7 +49,8 @@ def add_parser(sub):
     o.add_argument("--learning-rate", "--lr", dest="lr", type=float, default=None, help=f"default {d.lr}")
     o.add_argument("--lr-decay", type=float, default=None, help="multiply lr by this each epoch ...")
     o.add_argument("--lr-decay-after", type=int, default=None, help="... after this many epochs")
-    o.add_argument("--grad-clip", type=float, default=None, help=f"clip by global norm (default {d.grad_clip}; 0 = off)")
+    o.add_argument("--grad-clip", type=float, default=None,
+                   help=f"clip by global norm (default {d.grad_clip}; 0 = off)")
     o.add_argument("--clip-value", type=float, default=None, help="clip each element (0 = off)")
     b = p.add_argument_group("budget and output")
     b.add_argument("--max-steps", type=int, default=None)

@@ -16,7 +16,8 @@ The C source below is compiled on first use with the system C compiler
 keyed by a hash of source, flags, compiler and CPU. It is built without -ffast-math
 (NaN and inf propagate). Nothing is required: if there is no compiler or the build
 fails, one warning line says so and ``available()`` is False (so is it with
-``SCRATCHRNN_COMPILED=0``, silently); the NumPy fast engine then runs. Tested equal to the cells in tests/test_engines.py.
+``SCRATCHRNN_COMPILED=0``, silently); the NumPy fast engine then runs. Tested equal to the
+cells in tests/engines/test_engines.py.
 """
 from __future__ import annotations
 

@@ -16,8 +16,9 @@ Notation inside a body:
                    (G*H,) has no batch row. A read is cast to ``C``.
     ``C``          the type the math runs in (float or double)
     ``TANH(x)``, ``SIGMOID(x)``   σ(x) = ½·tanh(½x) + ½ (one tanh for every gate)
-Locals must not be named ``i`` (CuPy's element index). The gate buffer ``gates`` is read and written in place by the forward kernels: it
-holds x W_x + biases on entry and the post-activation gates on exit.
+Locals must not be named ``i`` (CuPy's element index). The gate buffer ``gates`` is read and
+written in place by the forward kernels: it holds x W_x + biases on entry and the
+post-activation gates on exit.
 """
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ from scratchrnn.book.cells import CELLS
 from scratchrnn.core.errors import ConfigError
 from scratchrnn.core.validation import int_at_least, positive_float, positive_int
 
-
 # the TrainConfig fields a grid lets the user set for every point alike
 SHARED_FIELDS = ("source", "max_chars", "seq_len", "batch_size", "lr", "dropout", "dtype",
                  "eval_every", "eval_tokens", "backend", "grad_clip", "nonlinearity")
@@ -76,7 +75,7 @@ def count_params(cell, layers, size, vocab_size, embedding_size=0):
     and V*E for an embedding (the shapes are ``saved.param_shapes``'; nothing is allocated).
 
     The first layer's input I is the embedding size, or V for one-hot input."""
-    from scratchrnn.lm.saved import param_shapes          # loaded on use, as the grid's other model parts
+    from scratchrnn.lm.saved import param_shapes  # loaded on use, as the grid's other model parts
     config = {"cell": cell, "num_layers": layers, "hidden_size": size, "vocab_size": vocab_size,
               "embedding_size": embedding_size}
     return sum(math.prod(shape) for shape in param_shapes(config).values())

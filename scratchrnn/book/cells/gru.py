@@ -27,9 +27,14 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from scratchrnn.book import ops
+from scratchrnn.book.cells.common import (
+    init_fused_params,
+    input_projection,
+    previous_states,
+    step_weight_gradients,
+    weight_gradients,
+)
 from scratchrnn.book.scan import scan
-from scratchrnn.book.cells.common import (init_fused_params, input_projection, previous_states,
-                                         step_weight_gradients, weight_gradients)
 
 NAME = "gru"
 GATES = 3

@@ -23,10 +23,15 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from scratchrnn.book import ops
-from scratchrnn.core.errors import ConfigError
+from scratchrnn.book.cells.common import (
+    init_fused_params,
+    input_projection,
+    previous_states,
+    step_weight_gradients,
+    weight_gradients,
+)
 from scratchrnn.book.scan import scan
-from scratchrnn.book.cells.common import (init_fused_params, input_projection, previous_states,
-                                         step_weight_gradients, weight_gradients)
+from scratchrnn.core.errors import ConfigError
 
 NAME = "rnn"
 GATES = 1
