@@ -8,13 +8,11 @@ import re
 
 import pytest
 
+from chromium import chromium, page_problems, page_requests, run_chromium  # noqa: F401
 from scratchrnn.analysis.report import SECTION_IDS
 from scratchrnn.cli import main
 from scratchrnn.lm.corpora import load_corpus
 from scratchrnn.lm.run import TrainConfig, Trainer
-
-# the Chromium helpers and fixture of the report's own browser test
-from test_report_browser import chromium, page_problems, page_requests, run_chromium  # noqa: F401
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
