@@ -5,7 +5,7 @@ text -> ids -> one-hot -> LSTM -> linear head -> softmax -> cross-entropy, then 
 clipping, Adam and sampling: the library's ``scratchrnn.blocks.model.CharLM`` (one-hot input, one LSTM
 layer) written out in place, with the library's names and weight layout, so the weights load into
 ``scratchrnn.LSTM`` unchanged: W_x (V, 4H), W_h (H, 4H), b_x, b_h (4H,), columns in PyTorch's gate
-order i, f, g, o; the head W (H, V), b (V,). tests/test_onepage.py checks both give the same loss
+order i, f, g, o; the head W (H, V), b (V,). tests/book/test_onepage.py checks both give the same loss
 and gradients. Each backward line names its section of docs/derivations.md ("§3"); the library's
 LSTM backward is ``scratchrnn/book/cells/lstm.py: step_backward``.
 Shapes: T steps in a window, B text streams side by side, V characters, H hidden units.

@@ -17,7 +17,7 @@ set ``SCRATCHRNN_ENGINE=textbook``). ``engine=`` picks what runs:
                  sets another default)
 
 Every engine returns the cells' ``Cache`` named tuples and the same gradients, and is
-tested equal to the cells in ``tests/test_engines.py``. The gate math is written three
+tested equal to the cells in ``tests/engines/test_engines.py``. The gate math is written three
 times: in the cells, in ``numpy_fast.py``, and in ``gate_math.py``, whose C statements
 both the C helper and the CuPy kernels are generated from (docs/architecture.md: where
 each copy lives and which test pins it); the weight gradients after the loop are the

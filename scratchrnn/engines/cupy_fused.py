@@ -18,7 +18,7 @@ the device.
 RNN has no kernel here: on CuPy it runs the cells' reference level (its step is a
 GEMM plus one ufunc already).
 
-Tested equal to the cells in tests/test_engines.py (skipped without a GPU).
+Tested equal to the cells in tests/engines/test_engines.py (skipped without a GPU).
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ The runner then stops the run with TrainingDiverged and saves nothing more, so t
 checkpoints on disk are untouched, as with the book's step; the weights in memory are not.
 
 Tested equal to ``train.train_step`` and free of host reads on the CPU, against the
-NumPy stand-in for CuPy (tests/test_device_step.py).
+NumPy stand-in for CuPy (tests/engines/test_device_step.py).
 """
 from __future__ import annotations
 

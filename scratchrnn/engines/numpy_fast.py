@@ -1,7 +1,7 @@
 """The NumPy fast engine of the three cells: the book's math, fewer passes over memory.
 
 Same inputs, outputs, ``Cache`` named tuples and gradients as ``cells/rnn.py``,
-``cells/gru.py`` and ``cells/lstm.py`` (tested equal in ``tests/test_engines.py``).
+``cells/gru.py`` and ``cells/lstm.py`` (tested equal in ``tests/engines/test_engines.py``).
 What changes, and why each pays on a CPU (numbers in docs/performance.md):
 
 1. Every sequence buffer (outputs, cache, gate gradients) is allocated once per call
