@@ -43,3 +43,19 @@ def test_every_reference_names_a_section_that_exists():
     assert len(found) > 30                         # the book names its sections everywhere
     wrong = [f"{path.relative_to(ROOT)}: §{n}" for path, n in found if n not in numbers]
     assert not wrong, "references to sections derivations.md does not have:\n" + "\n".join(wrong)
+
+
+def test_every_file_the_readme_and_the_docs_name_exists():
+    """README's reading table and the docs name files by path (``scratchrnn/book/scan.py``,
+    ``results/x-{a,b}.md``); each one names a file or folder of the repository, so a move
+    cannot leave a stale row."""
+    named = r"`((?:scratchrnn|tests|benchmarks|scripts)/[\w/.-]*)(?:\{([\w,]+)\}([\w/.-]*))?"
+    stale, seen = [], 0
+    for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for head, choices, tail in re.findall(named, doc.read_text(encoding="utf-8")):
+            for path in [head + c + tail for c in choices.split(",")] if choices else [head]:
+                seen += 1
+                if not (ROOT / path.rstrip("/")).exists():
+                    stale.append(f"{doc.relative_to(ROOT)}: {path}")
+    assert seen > 50
+    assert not stale, "\n".join(stale)
