@@ -251,7 +251,7 @@ def write_run(path, *, model, optimizer, state, train, vocab, stream, progress, 
     (step, elapsed_s, best_val, best_path, evals_since_best, run_id, first_loss, history);
     text: the fingerprint of the training text.
     """
-    arrays = {f"param/{k}": v for k, v in model.params.items()}
+    arrays = {f"param/{k}": v for k, v in model.state_arrays().items()}   # read back by load_arrays
     opt_arrays, opt_meta = optimizer.state_dict()
     arrays.update({f"optim/{k}": v for k, v in opt_arrays.items()})
     if state is not None:
