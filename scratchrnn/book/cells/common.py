@@ -79,6 +79,7 @@ def weight_gradients(xs, h_prev, dax, dah, W_x):
     """
     T, B, I = xs.shape
     H, GH = h_prev.shape[-1], dax.shape[-1]
+    # the sums over t and b are one sum over the T*B rows of the stacked matrices (§7)
     grads = step_weight_gradients(xs.reshape(T * B, I), h_prev.reshape(T * B, H),
                                   dax.reshape(T * B, GH),
                                   None if dah is None else dah.reshape(T * B, GH))

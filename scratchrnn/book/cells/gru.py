@@ -157,12 +157,12 @@ def backward(params, dys, dhT, cache):
         dh_next, total = carry
         dy, x, h_prev, gates, hn = inputs
         step_cache = StepCache(x=x, h_prev=h_prev, gates=gates, hn=hn)
-        dx, dh_prev, grads = step_backward(params, dy, dh_next, step_cache)    # undo step t
+        dx, dh_prev, grads = step_backward(params, dy, dh_next, step_cache)    # undo step t (§4)
         return (dh_prev, {k: total[k] + grads[k] for k in total}), dx  # W is shared: sum over t (§2)
 
     zeros = {k: ops.xp_of(v).zeros_like(v) for k, v in params.items()}
     inputs = (dys, cache.xs, previous_states(cache.h0, cache.hs), cache.gates, cache.hns)
-    (dh0, grads), dxs = scan(step, (dhT, zeros), inputs, reverse=True)
+    (dh0, grads), dxs = scan(step, (dhT, zeros), inputs, reverse=True)    # t = T-1 ... 0 (§2)
     return dxs, dh0, grads
 
 
@@ -196,6 +196,7 @@ def backward_hoisted(params, dys, dhT, cache):
         dax, dah, dh_prev = gates_backward(dy + dh_next, gates, hn, h_prev)          # §4
         return dh_prev + dah @ W_hT, (dax, dah)       # undo h_prev W_h, the one per-step GEMM (§7)
 
-    dh0, (daxs, dahs) = scan(step, dhT, (dys, cache.gates, cache.hns, h_prevs), reverse=True)
+    dh0, (daxs, dahs) = scan(step, dhT, (dys, cache.gates, cache.hns, h_prevs),
+                             reverse=True)                 # collects every da_t, two buffers (§7)
     dxs, grads = weight_gradients(cache.xs, h_prevs, daxs, dahs, params["W_x"])  # undo x W_x, h W_h (§7)
     return dxs, dh0, grads

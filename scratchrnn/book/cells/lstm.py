@@ -177,13 +177,14 @@ def backward(params, dys, dstateT, cache):
         dstate, total = carry
         dy, x, h_prev, c_prev, gates, tanh_c = inputs
         step_cache = StepCache(x=x, h_prev=h_prev, c_prev=c_prev, gates=gates, tanh_c=tanh_c)
-        dx, dstate, grads = step_backward(params, dy, dstate, step_cache)     # undo step t
+        dx, dstate, grads = step_backward(params, dy, dstate, step_cache)     # undo step t (§3)
         return (dstate, {k: total[k] + grads[k] for k in total}), dx  # W is shared: sum over t (§2)
 
     zeros = {k: ops.xp_of(v).zeros_like(v) for k, v in params.items()}
     inputs = (dys, cache.xs, previous_states(cache.h0, cache.hs),
               previous_states(cache.c0, cache.cs), cache.gates, cache.tanh_cs)
-    (dstate0, grads), dxs = scan(step, (tuple(dstateT), zeros), inputs, reverse=True)
+    (dstate0, grads), dxs = scan(step, (tuple(dstateT), zeros), inputs,
+                                 reverse=True)                  # t = T-1 ... 0 (§2)
     return dxs, dstate0, grads
 
 
@@ -222,7 +223,7 @@ def backward_hoisted(params, dys, dstateT, cache):
         return (da @ W_hT, dc_prev), da          # undo h_prev W_h, the one per-step GEMM (§7)
 
     (dh0, dc0), das = scan(step, tuple(dstateT), (dys, cache.gates, c_prevs, cache.tanh_cs),
-                           reverse=True)
+                           reverse=True)                        # collects every da_t (§7)
     h_prevs = previous_states(cache.h0, cache.hs)
     dxs, grads = weight_gradients(cache.xs, h_prevs, das, None, params["W_x"])  # undo x W_x, h W_h (§7)
     return dxs, (dh0, dc0), grads

@@ -124,12 +124,14 @@ def backward(params, dys, dhT, cache, nonlinearity="tanh"):
         dh_next, total = carry
         dy, x, h_prev, h = inputs
         step_cache = StepCache(x=x, h_prev=h_prev, h=h)
-        dx, dh_prev, grads = step_backward(params, dy, dh_next, step_cache, nonlinearity)  # undo step t
+        dx, dh_prev, grads = step_backward(params, dy, dh_next, step_cache,
+                                           nonlinearity)                 # undo step t (§2)
         return (dh_prev, {k: total[k] + grads[k] for k in total}), dx  # W is shared: sum over t (§2)
 
     zeros = {k: ops.xp_of(v).zeros_like(v) for k, v in params.items()}
     h_prevs = previous_states(cache.h0, cache.hs)
-    (dh0, grads), dxs = scan(step, (dhT, zeros), (dys, cache.xs, h_prevs, cache.hs), reverse=True)
+    (dh0, grads), dxs = scan(step, (dhT, zeros), (dys, cache.xs, h_prevs, cache.hs),
+                             reverse=True)                       # t = T-1 ... 0 (§2)
     return dxs, dh0, grads
 
 
@@ -164,7 +166,7 @@ def backward_hoisted(params, dys, dhT, cache, nonlinearity="tanh"):
         da = act_backward(dy + dh_next, h)          # undo h = act(a) (§2)
         return da @ W_hT, da                        # undo h_prev W_h, the one per-step GEMM (§7)
 
-    dh0, das = scan(step, dhT, (dys, cache.hs), reverse=True)
+    dh0, das = scan(step, dhT, (dys, cache.hs), reverse=True)   # collects every da_t (§7)
     h_prevs = previous_states(cache.h0, cache.hs)
     dxs, grads = weight_gradients(cache.xs, h_prevs, das, None, params["W_x"])  # undo x W_x, h W_h (§7)
     return dxs, dh0, grads
