@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from scratchrnn import GRU
-from scratchrnn import gru_weights as gw
+from scratchrnn.blocks import gru_weights as gw
 from scratchrnn.core.backend import host_rng
 from scratchrnn.book.cells import gru
 from scratchrnn.core.errors import ShapeError

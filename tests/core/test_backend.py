@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from scratchrnn import backend as backend_mod
+from scratchrnn.core import backend as backend_mod
 from scratchrnn.core.backend import (Backend, BackendUnavailable, backend_of, cupy_unavailable_reason,
                                 get_backend, host_rng)
 
