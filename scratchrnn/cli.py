@@ -18,7 +18,7 @@ import threading
 from .backend import BACKEND_NAMES, default_backend_name
 from .errors import ConfigError, ScratchRNNError
 
-COMMANDS = ("train", "sample", "eval", "gradcheck", "analyze", "grid")
+COMMANDS = ("train", "sample", "eval", "gradcheck", "analyze", "grid", "exercise")
 
 
 class UsageParser(argparse.ArgumentParser):

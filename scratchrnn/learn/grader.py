@@ -238,13 +238,13 @@ def evaluate(exercise, cases, results, timeout=None):
     if timeouts:
         limit = f"{timeout:g} s" if timeout else "the time limit"
         items.append(Item(False, f"runs: it did not return within {limit} on the case "
-                                 f"'{timeouts[0].label}' (an endless loop?)"))
+                                 f"'{_short(timeouts[0].label)}' (an endless loop?)"))
         diagnosis.append("the function never returned: look for a loop whose condition never "
                          "changes, or a loop over something much larger than T.")
     elif errors:
         c, r = errors[0]
         more = f" (and on {len(errors) - 1} more)" if len(errors) > 1 else ""
-        items.append(Item(False, f"runs: {r.message} on the case '{c.label}'{more}"))
+        items.append(Item(False, f"runs: {r.message} on the case '{_short(c.label)}'{more}"))
         diagnosis.append(_error_diagnosis(r.message))
     else:
         items.append(Item(True, f"runs on all {n} cases"))
@@ -335,6 +335,11 @@ def evaluate(exercise, cases, results, timeout=None):
     if not all(i.ok for i in items):
         diagnosis += diagnose(evidence)
     return Grade(exercise, items, diagnosis, notes)
+
+
+def _short(label):
+    """A case's name without its explanation: 'known answer', 'random 3 (B=2, ...)'."""
+    return label.split(":")[0]
 
 
 def _err(got, want):

@@ -57,7 +57,7 @@ class Exercise:
     properties: Callable | None = None  # properties(case, got) -> [(label, ok, detail)]
     unpack: Callable | None = None     # flat outputs -> {output: array} (default: a tuple)
     shape_hints: dict = field(default_factory=dict)   # output -> {wrong shape kind: message}
-    stretch: bool = False
+    imports: str = ""                  # extra import lines for the skeleton
 
     @property
     def output_names(self):

@@ -128,4 +128,5 @@ EXERCISE = Exercise(
          "    from scratchrnn.learn.given import rnn_step_backward\n"
          "    dx, dh_prev, dW_x, dW_h, db = rnn_step_backward(dh, x, h_prev, h, W_x, W_h)\n"
          "(exercise 2's function: the gradients of ONE step, for the total dh at its output).",
-    cases=cases, reference=reference, numeric=numeric, mistakes=MISTAKES, rules=rules)
+    cases=cases, reference=reference, numeric=numeric, mistakes=MISTAKES, rules=rules,
+    imports="from scratchrnn.learn.given import rnn_step_backward   # exercise 2, done for you")

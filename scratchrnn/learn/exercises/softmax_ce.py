@@ -68,10 +68,10 @@ def _columns_minus_one(case):
 
 
 def _axis0(case):
-    p = _p(case, axis=0)
+    logp = ops.log_softmax(case.args["logits"], axis=0)
     N = _N(case)
-    return {"loss": -np.log(p[np.arange(N), case.args["targets"]]).mean(),
-            "dlogits": (p - _onehot(case)) / N}
+    return {"loss": -logp[np.arange(N), case.args["targets"]].mean(),
+            "dlogits": (np.exp(logp) - _onehot(case)) / N}
 
 
 MISTAKES = (
@@ -93,6 +93,10 @@ MISTAKES = (
 
 def rules(ev):
     edge = [n for n, labels in ev.nonfinite.items() if labels == ["logits ±1000"]]
+    if edge == ["loss"] and "dlogits" in ev.right:
+        return ("the loss is inf for logits of ±1000 although dlogits is right: p underflows to "
+                "0 there and log(0) = -inf; take log p from log-softmax, z - max(z) - log Σ "
+                "exp(z - max(z)), not log(softmax(z)) (§1 'Stability').")
     if edge:
         return ("exp overflows for large logits (NaN or inf on the case 'logits ±1000' only): "
                 "subtract each row's max before exp, as log_softmax does (§1 'Stability').")
