@@ -314,7 +314,9 @@ def evaluate(exercise, cases, results, timeout=None):
             wrong.append(name)
             continue
         errs = [(_err(g[name], r[name]), c.label) for c, g, r in randoms]
-        worst, where = max(errs) if errs else (0.0, "")
+        if not errs:
+            continue
+        worst, where = max(errs)
         parts, ok = [], worst < TOL
         if name in numeric and fd_got is not None:
             e_fd = _err(fd_got[name], numeric[name])
@@ -329,6 +331,8 @@ def evaluate(exercise, cases, results, timeout=None):
             for label, ok, detail in exercise.properties(case, got):
                 items.append(Item(ok, label + (f": {detail}" if detail and not ok else "")))
 
+    if timeouts or errors:         # the values of some cases are missing: diagnose the run only
+        return Grade(exercise, items, diagnosis, notes)
     evidence = Evidence(exercise, [(c, g, r) for c, g, r in usable
                                    if all(k not in bad_shape for k in names)],
                         wrong, right, bad_shape, nonfinite)
@@ -357,6 +361,9 @@ def _fmt(e):
 
 
 def _error_diagnosis(message):
+    if "ended the Python process" in message:
+        return "your code ended the Python process (sys.exit, os._exit, or a crash in a " \
+               "library): return the results from the function instead."
     if "NotImplementedError" in message:
         return "the body is still the skeleton's: replace `raise NotImplementedError` with " \
                "your code."
@@ -401,7 +408,7 @@ def diagnose(ev):
         if message:
             return out + [message]
     for name, labels in ev.nonfinite.items():
-        out.append(f"{name} contains NaN or inf on the case '{labels[0]}': look for an exp, a "
+        out.append(f"{name} contains NaN or inf on the case '{_short(labels[0])}': look for an exp, a "
                    f"log or a division that overflows or divides by zero.")
     if ev.nonfinite:
         return out

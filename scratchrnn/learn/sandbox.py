@@ -28,7 +28,7 @@ KEEP_PRINTED = 2000          # characters of the learner's output kept for the r
 
 class CaseResult(NamedTuple):
     """What one call of the learner's function gave."""
-    status: str              # "ok", "error", "timeout" (did not finish)
+    status: str              # "ok", "error", "timeout" (did not finish), "skipped" (after a crash)
     outputs: dict            # flattened name -> NumPy array ("out.0", "out.1.W_x", ...)
     message: str = ""        # the error in one line, for "error"
     printed: int = 0         # characters the call printed
@@ -78,10 +78,11 @@ def run_in_sandbox(path, function, cases, timeout=10.0, memory_mb=2048) -> Sandb
             proc = subprocess.Popen([sys.executable, "-m", "scratchrnn.learn.sandbox", str(job)],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                     cwd=str(Path(path).resolve().parent), start_new_session=True)
+            killed = False
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                pass
+                killed = True
             finally:
                 if proc.poll() is None:
                     try:
@@ -89,7 +90,7 @@ def run_in_sandbox(path, function, cases, timeout=10.0, memory_mb=2048) -> Sandb
                     except ProcessLookupError:
                         pass
                     proc.wait()
-        return _collect(job, len(cases), proc.returncode, timeout)
+        return _collect(job, len(cases), None if killed else proc.returncode, timeout)
     finally:
         shutil.rmtree(job, ignore_errors=True)
 
@@ -108,11 +109,17 @@ def _collect(job, n, returncode, timeout):
             why = (f"it did not finish loading within {timeout:g} s (is there a loop or a long "
                    f"computation outside the function?)")
         return SandboxRun([], load_error=why)
-    results = []
+    results, ended = [], False
     for k in range(n):
         meta = _read_json(job / f"case{k}.json")
+        if meta is None and returncode is not None and returncode != 0 and not ended:
+            how = (f"killed by {signal.Signals(-returncode).name}" if returncode < 0
+                   else f"exit status {returncode}")
+            results.append(CaseResult("error", {}, f"it ended the Python process ({how})"))
+            ended = True
+            continue
         if meta is None:
-            results.append(CaseResult("timeout", {}))
+            results.append(CaseResult("skipped" if ended else "timeout", {}))
             continue
         outputs = {}
         if meta.get("ok") and (job / f"case{k}.npz").exists():
