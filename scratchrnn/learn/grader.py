@@ -403,7 +403,11 @@ def diagnose(ev):
                 return out + [m.message]
         except (ValueError, IndexError, FloatingPointError, ZeroDivisionError, KeyError):
             continue
-    if ex.rules:
+    if ev.nonfinite and ex.nan_rules:
+        message = ex.nan_rules(ev)
+        if message:
+            return out + [message]
+    if ex.rules and not ev.nonfinite:
         message = ex.rules(ev)
         if message:
             return out + [message]

@@ -54,6 +54,7 @@ class Exercise:
     numeric: Callable | None = None    # numeric(case) -> {output: array}, central differences
     mistakes: tuple = ()
     rules: Callable | None = None      # rules(evidence) -> message or None
+    nan_rules: Callable | None = None  # the same, asked first when an output has NaN or inf
     properties: Callable | None = None  # properties(case, got) -> [(label, ok, detail)]
     unpack: Callable | None = None     # flat outputs -> {output: array} (default: a tuple)
     shape_hints: dict = field(default_factory=dict)   # output -> {wrong shape kind: message}

@@ -121,5 +121,5 @@ EXERCISE = Exercise(
               "loss = -(1/N) sum_n log p[n, y_n]",
     task="Return the loss (a float or 0-d array) and its gradient with respect to the logits.\n"
          "Keep it stable for logits of ±1000.",
-    cases=cases, reference=reference, numeric=numeric, mistakes=MISTAKES, rules=rules,
+    cases=cases, reference=reference, numeric=numeric, mistakes=MISTAKES, nan_rules=rules,
     properties=properties)
