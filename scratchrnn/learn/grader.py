@@ -278,13 +278,13 @@ def evaluate(exercise, cases, results, timeout=None):
                 bad_dtype[name] = g.dtype
     shapes_doc = dict(exercise.outputs)
     if bad_shape or bad_dtype:
-        parts = [f"{k} has shape {v[0]}, expected {v[1]} {shapes_doc[k]}"
+        parts = [f"{k} has shape {v[0]}, expected {v[1]} = {_symbolic(shapes_doc[k])}"
                  for k, v in bad_shape.items()]
         parts += [f"{k} is {v}, expected float64" for k, v in bad_dtype.items()]
         items.append(Item(False, "shapes and dtypes: " + "; ".join(parts)))
     else:
         items.append(Item(True, "shapes and dtypes: " + ", ".join(
-            f"{k} {shapes_doc[k]}" for k in names)))
+            f"{k} {_symbolic(shapes_doc[k])}" for k in names) + ", float64"))
 
     comparable = [n_ for n_ in names if n_ not in bad_shape]
     nonfinite = {}
@@ -339,6 +339,12 @@ def evaluate(exercise, cases, results, timeout=None):
     if not all(i.ok for i in items):
         diagnosis += diagnose(evidence)
     return Grade(exercise, items, diagnosis, notes)
+
+
+def _symbolic(doc):
+    """'(B, 4H)' from '(B, 4H) dL/da, blocks ...'; 'S' from 'S, after the update'."""
+    match = re.match(r"\s*(\([^)]*\)|[A-Z]\b)", doc)
+    return match.group(1) if match else doc
 
 
 def _short(label):
