@@ -67,7 +67,7 @@ def test_the_cells_pass_step_forward_and_backward(case):
 
 @given(rst.sequence_cases(layout="scratchrnn"))
 def test_the_layer_classes_pass_the_sequence_checks(case):
-    B, H = case.xs.shape[1], case.dys.shape[2]
+    H = case.dys.shape[2]
     layer = LAYERS[case.cell](case.xs.shape[2], H, num_layers=case.num_layers, dtype="float64")
 
     def load(params):

@@ -388,7 +388,7 @@ def diagnose(ev):
     """The diagnosis lines for the evidence (see the module doc for the order)."""
     ex = ev.exercise
     out = []
-    for name, (got_shape, want_shape, case) in ev.bad_shape.items():
+    for name, (got_shape, want_shape, _) in ev.bad_shape.items():
         hint = ex.shape_hints.get(name, {})
         if tuple(got_shape) == tuple(reversed(want_shape)) and len(want_shape) == 2:
             out.append(hint.get("transposed", f"{name} is transposed: it has shape {got_shape}, "
@@ -418,8 +418,8 @@ def diagnose(ev):
         if message:
             return out + [message]
     for name, labels in ev.nonfinite.items():
-        out.append(f"{name} contains NaN or inf on the case '{_short(labels[0])}': look for an exp, a "
-                   f"log or a division that overflows or divides by zero.")
+        out.append(f"{name} contains NaN or inf on the case '{_short(labels[0])}': look for an "
+                   f"exp, a log or a division that overflows or divides by zero.")
     if ev.nonfinite:
         return out
     for name in ev.wrong:

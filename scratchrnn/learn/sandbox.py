@@ -70,8 +70,8 @@ def run_in_sandbox(path, function, cases, timeout=10.0, memory_mb=2048) -> Sandb
         (job / "job.json").write_text(json.dumps({
             "file": str(Path(path).resolve()), "function": function, "cases": spec,
             "memory_mb": int(memory_mb), "cpu_s": int(timeout) + 2}))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [_package_root()] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
+        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([_package_root()] + paths),
                    OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                    PYTHONDONTWRITEBYTECODE="1", PYTHONIOENCODING="utf-8")
         with open(job / "child.log", "wb") as log:

@@ -72,7 +72,8 @@ def start(name, directory=".") -> Path:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)   # never overwrite
     except FileExistsError:
         raise ConfigError(f"{path} already exists and is left as it is; check it with "
-                          f"`scratchrnn exercise check {path}`, or start in another --dir.") from None
+                          f"`scratchrnn exercise check {path}`, or start in another "
+                          f"--dir.") from None
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(skeleton(EXERCISES[name]))
     return path

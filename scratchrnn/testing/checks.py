@@ -15,8 +15,9 @@ for an LSTM; ``params`` a dict in the chosen layout, see ``layouts``):
     step backward    fn(params, x, state, dstate) -> grads             dstate = dL/d new_state
                      grads: a dict with every parameter name and "x", "h" (and "c"): dL/d inputs
     sequence fwd     fn(params, xs, state0) -> (ys, stateT)            xs (T, B, I), h (L, B, H)
-    sequence bwd     fn(params, xs, state0, dys, dstateT) -> grads     keys: params, "xs", "h0", ("c0")
-    softmax + CE     fn(logits, targets) -> (loss, dlogits)            logits (N, V), targets (N,) int;
+    sequence bwd     fn(params, xs, state0, dys, dstateT) -> grads
+                     grads: every parameter name and "xs", "h0" (and "c0")
+    softmax + CE     fn(logits, targets) -> (loss, dlogits)     logits (N, V), targets (N,) int;
                      loss = mean over the N rows of -log softmax(logits)[target]
     clipping         fn(grads, max_norm) -> norm  (grads scaled in place)  or  -> (clipped, norm)
     Adam             fn(params, grads, m, v, t, lr, beta1, beta2, eps)   updates params, m, v in
@@ -157,7 +158,8 @@ def check_sequence_forward(fn, cell="lstm", *, layout="scratchrnn", num_layers=1
     case = _make_sequence_case(cell, layout, case, seed, num_layers)
     tol = tol or default_tol(case.xs.dtype)
     result = _call(fn, to_user, case.params, case.xs, case.state0)
-    ys, stateT = result if isinstance(result, (tuple, list)) and len(result) == 2 else (result, None)
+    pair = isinstance(result, (tuple, list)) and len(result) == 2
+    ys, stateT = result if pair else (result, None)
     got = [ys, *(_parts(stateT) if stateT is not None else ())]
     book, _ = book_sequence(case, with_grads=False)
     rows = [compare(name, got[k] if k < len(got) else None, value, tol=tol)

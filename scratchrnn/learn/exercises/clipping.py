@@ -17,9 +17,9 @@ def cases():
     known_grads = {"W_x": np.zeros((3, 8)), "W_h": np.zeros((2, 8)), "b": np.zeros(8)}
     known_grads["W_x"][0, 0], known_grads["W_h"][1, 2] = 3.0, 4.0
     expected = {k: v / 5.0 for k, v in known_grads.items()}
+    expected["norm"] = np.float64(5.0)
     out = [Case("known answer: one 3 and one 4, max_norm 1: norm 5, every array scaled by 1/5",
-                "known", {"grads": known_grads, "max_norm": 1.0}, expected={**expected,
-                                                                            "norm": np.float64(5.0)})]
+                "known", {"grads": known_grads, "max_norm": 1.0}, expected=expected)]
     for k, (label, scale, max_norm) in enumerate([("far above the limit", 3.0, 1.0),
                                                   ("above the limit", 1.0, 2.5),
                                                   ("below the limit", 0.05, 5.0),

@@ -22,7 +22,8 @@ def forward(x, h_prev, W_x, W_h, b_x, b_h):
 def _case(k, B, I, H):
     rng = rng_for(NAME, k)
     x, h_prev = rng.standard_normal((B, I)), rng.standard_normal((B, H))
-    W_x, W_h = rng.standard_normal((I, 3 * H)) / np.sqrt(I), rng.standard_normal((H, 3 * H)) / np.sqrt(H)
+    W_x = rng.standard_normal((I, 3 * H)) / np.sqrt(I)
+    W_h = rng.standard_normal((H, 3 * H)) / np.sqrt(H)
     b_x, b_h = 0.5 * rng.standard_normal(3 * H), 0.5 * rng.standard_normal(3 * H)
     _, gates, hn = forward(x, h_prev, W_x, W_h, b_x, b_h)
     return Case(f"random {k} (B={B}, I={I}, H={H})", "random",
@@ -33,7 +34,8 @@ def _case(k, B, I, H):
 def cases():
     rng = rng_for(NAME, 0)
     B, I, H = 2, 2, 3
-    dh, W_x, W_h = rng.standard_normal((B, H)), rng.standard_normal((I, 3 * H)), rng.standard_normal((H, 3 * H))
+    dh = rng.standard_normal((B, H))
+    W_x, W_h = rng.standard_normal((I, 3 * H)), rng.standard_normal((H, 3 * H))
     half, zero = np.full((B, H), 0.5), np.zeros((B, H))
     # r = z = 1/2, n = 0, hn = 0, h_prev = 0: dn = dh/2, da_n = dh/2, dz = 0, dr = 0
     dax = np.concatenate([zero, zero, dh / 2], axis=1)

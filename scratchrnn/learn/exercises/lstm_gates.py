@@ -43,8 +43,9 @@ def cases():
     dc = dc_next + dh * 0.5                       # tanh_c = 0, so tanh' = 1; o = 1/2
     known = Case("known answer: i = f = o = 1/2, g = 0, c_prev = 1, tanh(c) = 0: dc = dc_next + "
                  "dh/2, da = [0, dc/4, dc/2, 0], dc_prev = dc/2", "known",
-                 {"dh": dh, "dc_next": dc_next, "gates": np.concatenate([half, half, zero, half], 1),
-                  "c_prev": one, "tanh_c": zero},
+                 {"dh": dh, "dc_next": dc_next,
+                  "gates": np.concatenate([half, half, zero, half], 1), "c_prev": one,
+                  "tanh_c": zero},
                  expected={"da": np.concatenate([zero, dc * 0.25, dc * 0.5, zero], 1),
                            "dc_prev": dc * 0.5})
     sizes = [(2, 3), (3, 4), (1, 5), (4, 2), (2, 6)]

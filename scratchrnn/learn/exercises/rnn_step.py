@@ -28,7 +28,8 @@ def _case(k, B, I, H, scale=1.0):
 def cases():
     rng = rng_for(NAME, 0)
     B, I, H = 2, 3, 4
-    dh, W_x, W_h = rng.standard_normal((B, H)), rng.standard_normal((I, H)), rng.standard_normal((H, H))
+    dh = rng.standard_normal((B, H))
+    W_x, W_h = rng.standard_normal((I, H)), rng.standard_normal((H, H))
     known = Case("known answer: x = 0, h_prev = 0, b = 0, so h = 0 and tanh' = 1: dx = dh W_xᵀ, "
                  "dh_prev = dh W_hᵀ, dW_x = dW_h = 0, db = Σ_batch dh", "known",
                  {"dh": dh, "x": np.zeros((B, I)), "h_prev": np.zeros((B, H)),

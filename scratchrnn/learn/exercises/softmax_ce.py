@@ -31,7 +31,8 @@ def cases():
 
 def reference(case):
     loss, p = ops.cross_entropy(case.args["logits"], case.args["targets"])
-    return {"loss": np.asarray(loss), "dlogits": ops.cross_entropy_backward(p, case.args["targets"])}
+    return {"loss": np.asarray(loss),
+            "dlogits": ops.cross_entropy_backward(p, case.args["targets"])}
 
 
 def numeric(case):
