@@ -128,6 +128,7 @@ SOLUTIONS = {
 
 # -------------------------------------------------------------------- the catalogue
 _SOFTMAX = """
+import numpy as np
 
 def softmax_cross_entropy(logits, targets):
     N = logits.shape[0]
@@ -148,6 +149,7 @@ def _softmax(shift="logits - logits.max(axis=1, keepdims=True)", axis=1, reduce=
 
 
 _RNN = """
+import numpy as np
 
 def rnn_step_backward(dh, x, h_prev, h, W_x, W_h):
     da = {da}
