@@ -27,6 +27,7 @@ from .sandbox import CaseResult, _flatten, error_line, run_in_sandbox
 
 np = CPU.xp
 TOL = 1e-6
+MAX_BYTES = 1_000_000        # an exercise file is a few kB
 HEADER = re.compile(r"^#\s*scratchrnn exercise:\s*([A-Za-z0-9_\-]+)\s*$", re.MULTILINE)
 
 
@@ -105,6 +106,11 @@ def read_exercise_file(path, expected=None):
         raise UnusableInput(f"{path} does not exist; `scratchrnn exercise start NAME` writes one.")
     if p.is_dir():
         raise UnusableInput(f"{path} is a directory; give the .py file of your exercise.")
+    if not p.is_file():
+        raise UnusableInput(f"{path} is not a regular file; give the .py file of your exercise.")
+    if p.stat().st_size > MAX_BYTES:
+        raise UnusableInput(f"{path} is {p.stat().st_size:,} bytes, too large for an exercise "
+                            f"file (the limit is {MAX_BYTES:,}).")
     try:
         source = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -236,8 +242,8 @@ def evaluate(exercise, cases, results, timeout=None):
     timeouts = [c for c, r in zip(cases, results) if r.status == "timeout"]
     errors = [(c, r) for c, r in zip(cases, results) if r.status == "error"]
     if timeouts:
-        limit = f"{timeout:g} s" if timeout else "the time limit"
-        items.append(Item(False, f"runs: it did not return within {limit} on the case "
+        limit = f" ({timeout:g} s for all cases)" if timeout else ""
+        items.append(Item(False, f"runs: the time limit{limit} ran out while it ran the case "
                                  f"'{_short(timeouts[0].label)}' (an endless loop?)"))
         diagnosis.append("the function never returned: look for a loop whose condition never "
                          "changes, or a loop over something much larger than T.")
@@ -326,7 +332,7 @@ def evaluate(exercise, cases, results, timeout=None):
                      + ("" if worst < TOL else f" (worst: {where})"))
         items.append(Item(ok, f"{name}: " + ", ".join(parts)))
         (right if ok else wrong).append(name)
-    if exercise.properties:
+    if exercise.properties and not bad_shape:
         for case, got, _ in randoms[:1]:
             for label, ok, detail in exercise.properties(case, got):
                 items.append(Item(ok, label + (f": {detail}" if detail and not ok else "")))

@@ -72,3 +72,12 @@ def rng_for(name, k):
 
 def sigmoid(a):
     return 0.5 * (np.tanh(0.5 * a) + 1.0)
+
+
+def adjoint_property(name_w, w, name_x, x, dW, dx):
+    """(label, ok, detail) for ⟨dW, W⟩ = ⟨dx, x⟩: both are ⟨da, x W⟩ when dW = xᵀ da and
+    dx = da Wᵀ, an identity a right answer satisfies without giving it away."""
+    left, right = float((np.asarray(dW) * w).sum()), float((np.asarray(dx) * x).sum())
+    ok = abs(left - right) <= 1e-9 * max(1.0, abs(left), abs(right))
+    return (f"⟨d{name_w}, {name_w}⟩ = ⟨d{name_x}, {name_x}⟩ (both are ⟨da, {name_x} {name_w}⟩)",
+            ok, f"{left:.6g} and {right:.6g}")

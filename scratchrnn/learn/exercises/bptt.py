@@ -4,7 +4,7 @@ from __future__ import annotations
 from ...cells import rnn
 from ...gradcheck import numerical_gradient
 from ..given import rnn_step_backward
-from .base import Case, Exercise, Mistake, np, rng_for
+from .base import Case, Exercise, Mistake, adjoint_property, np, rng_for
 
 NAME = "bptt"
 
@@ -112,6 +112,13 @@ def rules(ev):
     return None
 
 
+
+def properties(case, got):
+    a = case.args
+    props = [adjoint_property("W_x", a["W_x"], "xs", a["xs"], got["dW_x"], got["dxs"])]
+    return props
+
+
 EXERCISE = Exercise(
     number=3, name=NAME, title="BPTT over a sequence from a step backward, carrying dh_next",
     section='docs/derivations.md §2 "The vanilla RNN" (and §5)',
@@ -128,5 +135,6 @@ EXERCISE = Exercise(
          "    from scratchrnn.learn.given import rnn_step_backward\n"
          "    dx, dh_prev, dW_x, dW_h, db = rnn_step_backward(dh, x, h_prev, h, W_x, W_h)\n"
          "(exercise 2's function: the gradients of ONE step, for the total dh at its output).",
-    cases=cases, reference=reference, numeric=numeric, mistakes=MISTAKES, rules=rules,
+    cases=cases, reference=reference, numeric=numeric, properties=properties,
+    mistakes=MISTAKES, rules=rules,
     imports="from scratchrnn.learn.given import rnn_step_backward   # exercise 2, done for you")

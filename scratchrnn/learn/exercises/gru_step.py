@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...cells import gru
 from ...gradcheck import numerical_gradient
-from .base import Case, Exercise, Mistake, np, rng_for, sigmoid
+from .base import Case, Exercise, Mistake, adjoint_property, np, rng_for, sigmoid
 
 NAME = "gru_step"
 NAMES = ("dx", "dh_prev", "dW_x", "dW_h", "db_x", "db_h")
@@ -117,6 +117,13 @@ def rules(ev):
     return None
 
 
+
+def properties(case, got):
+    a = case.args
+    props = [adjoint_property("W_x", a["W_x"], "x", a["x"], got["dW_x"], got["dx"])]
+    return props
+
+
 EXERCISE = Exercise(
     number=5, name=NAME, title="GRU: one step backward (reset-after form)",
     section='docs/derivations.md §4 "GRU"',
@@ -134,4 +141,5 @@ EXERCISE = Exercise(
               "h' = (1 - z) ⊙ n + z ⊙ h_prev",
     task="Return the gradients with respect to x, h_prev, W_x, W_h, b_x and b_h. The input\n"
          "side and the hidden side get different pre-activation gradients (dax and dah).",
-    cases=cases, reference=reference, numeric=numeric, mistakes=MISTAKES, rules=rules)
+    cases=cases, reference=reference, numeric=numeric, properties=properties,
+    mistakes=MISTAKES, rules=rules)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...cells import rnn
 from ...gradcheck import numerical_gradient
-from .base import Case, Exercise, Mistake, np, rng_for
+from .base import Case, Exercise, Mistake, adjoint_property, np, rng_for
 
 NAME = "rnn_step"
 
@@ -96,6 +96,15 @@ def rules(ev):
     return None
 
 
+
+def properties(case, got):
+    a = case.args
+    props = [adjoint_property("W_x", a["W_x"], "x", a["x"], got["dW_x"], got["dx"])]
+    props.append(adjoint_property("W_h", a["W_h"], "h_prev", a["h_prev"], got["dW_h"],
+                                  got["dh_prev"]))
+    return props
+
+
 EXERCISE = Exercise(
     number=2, name=NAME, title="vanilla RNN: one step backward",
     section='docs/derivations.md §2 "The vanilla RNN"',
@@ -109,6 +118,7 @@ EXERCISE = Exercise(
     equations="a = x W_x + h_prev W_h + b        (B, H)\nh = tanh(a)",
     task="Undo the step: return the gradients of the loss with respect to x, h_prev, W_x, W_h\n"
          "and b. Use only the arguments (h is cached, so a is not needed).",
-    cases=cases, reference=reference, numeric=numeric, mistakes=MISTAKES, rules=rules,
+    cases=cases, reference=reference, numeric=numeric, properties=properties,
+    mistakes=MISTAKES, rules=rules,
     shape_hints={"db": {"batch": "db keeps the batch axis (B, H): sum da over axis 0, the "
                                  "bias is shared by every row of the batch."}})
