@@ -123,6 +123,23 @@ SOLUTIONS = {
             v_hat = v / (1 - beta2 ** t)
             return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
         """,
+    "attention": """
+        import numpy as np
+
+        def attention_backward(da, M, q, W_k, W_q, b_q, v):
+            e = np.tanh(M @ W_k + (q @ W_q + b_q)[:, None, :])          # (B, K, D)
+            s = e @ v                                                   # (B, K)
+            alpha = np.exp(s - s.max(axis=1, keepdims=True))
+            alpha /= alpha.sum(axis=1, keepdims=True)
+            dalpha = (M * da[:, None, :]).sum(axis=2)                   # (B, K)
+            ds = alpha * (dalpha - (alpha * dalpha).sum(axis=1, keepdims=True))
+            dv = (ds[:, :, None] * e).sum(axis=(0, 1))
+            dp = ds[:, :, None] * v * (1 - e ** 2)                      # (B, K, D)
+            dM = alpha[:, :, None] * da[:, None, :] + dp @ W_k.T
+            dW_k = np.einsum("bkh,bkd->hd", M, dp)
+            dyq = dp.sum(axis=1)
+            return dM, dyq @ W_q.T, dW_k, q.T @ dyq, dyq.sum(axis=0), dv
+        """,
 }
 
 
@@ -301,6 +318,24 @@ CATALOGUE = [
     Wrong("adam", "bias correction with t + 1", "t_plus_one",
           _edit("adam", [("beta1 ** t", "beta1 ** (t + 1)"), ("beta2 ** t", "beta2 ** (t + 1)")])),
     Wrong("adam", "param += step", "uphill", _edit("adam", [("param - lr", "param + lr")])),
+    # attention (stretch)
+    Wrong("attention", "ds = dα, the softmax not undone", "no_softmax",
+          _edit("attention", [("ds = alpha * (dalpha - (alpha * dalpha).sum(axis=1, keepdims=True))",
+                               "ds = dalpha")])),
+    Wrong("attention", "dM only through the keys", "no_direct",
+          _edit("attention", [("dM = alpha[:, :, None] * da[:, None, :] + dp @ W_k.T",
+                               "dM = dp @ W_k.T")])),
+    Wrong("attention", "dM only through the read-out", "no_keys",
+          _edit("attention", [("dM = alpha[:, :, None] * da[:, None, :] + dp @ W_k.T",
+                               "dM = alpha[:, :, None] * da[:, None, :]")])),
+    Wrong("attention", "tanh' forgotten", "no_tanh_prime",
+          _edit("attention", [(" * v * (1 - e ** 2)", " * v")])),
+    Wrong("attention", "dq not summed over the window", "shape: dq keeps the window axis",
+          _edit("attention", [("dyq @ W_q.T, dW_k", "dp @ W_q.T, dW_k")])),
+    Wrong("attention", "db_q summed over the batch only", "shape: db_q keeps an axis",
+          _edit("attention", [("dyq.sum(axis=0), dv", "dp.sum(axis=0), dv")])),
+    Wrong("attention", "dM's key term as dp W_k", "rule: only dM is wrong",
+          _edit("attention", [("+ dp @ W_k.T", "+ 2 * dp @ W_k.T")])),
 ]
 
 

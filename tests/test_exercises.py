@@ -41,8 +41,8 @@ def book_function(ex):
 # ------------------------------------------------------------------ grading itself
 def test_the_course_is_in_order():
     assert [ex.name for ex in COURSE] == ["softmax_ce", "rnn_step", "bptt", "lstm_gates",
-                                          "gru_step", "clipping", "adam"]
-    assert [ex.number for ex in COURSE] == list(range(1, 8))
+                                          "gru_step", "clipping", "adam", "attention"]
+    assert [ex.number for ex in COURSE] == list(range(1, 9))
     text = (ROOT / "docs" / "derivations.md").read_text()
     for ex in COURSE:     # every exercise points at a section that exists
         section = ex.section.split("§")[1].split()[0]
