@@ -336,3 +336,23 @@ def test_report_table():
 def test_strategies_draw_the_stated_layouts(params, state):
     assert params["weight_ih_l0"].shape == (6, 3) and params["bias_hh_l0"].shape == (6,)
     assert len(state) == 2 and state[0].shape == (3, 2, 5)
+
+
+def test_the_kit_and_the_exercises_need_no_hypothesis():
+    """hypothesis is in the ``test`` extra only: the checks and the exercise command import
+    without it, and the strategies say in one sentence how to install it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys; sys.modules['hypothesis'] = None\n"
+            "import scratchrnn.testing, scratchrnn.learn.grader, scratchrnn.commands.exercise\n"
+            "from scratchrnn.testing import check_clip_grad_norm\n"
+            "import scratchrnn.onepage as op\n"
+            "assert check_clip_grad_norm(op.clip).passed\n"
+            "try:\n    scratchrnn.testing.strategies\nexcept ImportError as err:\n"
+            "    print(err)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("scratchrnn.testing.strategies needs hypothesis: pip install "
+                                  "hypothesis (or pip install 'scratchrnn[test]').")

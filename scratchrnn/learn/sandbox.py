@@ -273,4 +273,7 @@ def _child(jobdir):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2 or not (Path(sys.argv[1]) / "job.json").is_file():
+        sys.exit("usage: python -m scratchrnn.learn.sandbox JOBDIR (run by the grader, which "
+                 "writes JOBDIR/job.json)")
     _child(sys.argv[1])
