@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 
 import scratchrnn.onepage as onepage
+from scratchrnn import optim
 from scratchrnn.cells import CELLS
 from scratchrnn.layers import LAYERS
 from scratchrnn.testing import (Report, Row, assert_adam_update, assert_clip_grad_norm,
@@ -356,3 +357,17 @@ def test_the_kit_and_the_exercises_need_no_hypothesis():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ("scratchrnn.testing.strategies needs hypothesis: pip install "
                                   "hypothesis (or pip install 'scratchrnn[test]').")
+
+
+def test_arrays_of_the_backend_pass_through_the_boundary(backend):
+    """The book run on the test backend (NumPy; CuPy on a GPU machine, skipped elsewhere) as
+    the user's function: inputs converted with ``backend.asarray``, results read back by
+    ``to_numpy`` (``.get()`` for CuPy)."""
+    cell = CELLS["lstm"]
+
+    def forward(params, x, state):
+        return cell.step_forward(params, x, state)[1]
+
+    report = assert_step_forward(forward, "lstm", seed=5, to_user=backend.asarray)
+    assert report.passed
+    assert_clip_grad_norm(optim.clip_grad_norm, to_user=backend.asarray)   # in place, any backend
