@@ -260,3 +260,12 @@ def test_megabytes_of_prints_are_counted_not_shown(capsys, tmp_path):
     assert code == 0, out
     assert "note: your code printed 1,200,006 characters (not shown)" in out
     assert len(out) < 3000 and err == ""
+
+
+def test_check_in_a_notebook_cell(capsys):
+    from scratchrnn.learn import check
+    fn = catalogue.load(catalogue.SOLUTIONS["clipping"], "clip_by_global_norm")
+    grade = check("clipping", fn)
+    assert grade.passed and "All 9 checks pass." in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no exercise 'clip'"):
+        check("clip", fn)
