@@ -178,25 +178,6 @@ def _rnn(da="dh * (1 - h ** 2)", dWx="x.T @ da", dWh="h_prev.T @ da", db="da.sum
     return _RNN.format(da=da, dWx=dWx, dWh=dWh, db=db)
 
 
-def _bptt(replace):
-    source = SOLUTIONS["bptt"]
-    for old, new in replace:
-        assert old in source, old
-        source = source.replace(old, new)
-    return source
-
-
-def _lstm(replace):
-    source = SOLUTIONS["lstm_gates"]
-    for old, new in replace:
-        assert old in source, old
-        source = source.replace(old, new)
-    return source
-
-
-_gru = _lstm_like = None
-
-
 def _edit(name, replace):
     source = SOLUTIONS[name]
     for old, new in replace:
@@ -232,28 +213,32 @@ CATALOGUE = [
     Wrong("rnn_step", "dW_x as daᵀ x", "shape: dW_x is transposed", _rnn(dWx="da.T @ x")),
     # BPTT
     Wrong("bptt", "dh_next not added", "no_dh_next",
-          _bptt([("rnn_step_backward(dhs[t] + dh_next,", "rnn_step_backward(dhs[t],")])),
+          _edit("bptt", [("rnn_step_backward(dhs[t] + dh_next,", "rnn_step_backward(dhs[t],")])),
     Wrong("bptt", "weight gradients overwritten", "overwrite",
-          _bptt([("dW_x += gx\n", "dW_x = gx\n"), ("dW_h += gh\n", "dW_h = gh\n"),
+          _edit("bptt", [("dW_x += gx\n", "dW_x = gx\n"), ("dW_h += gh\n", "dW_h = gh\n"),
                  ("db += gb\n", "db = gb\n")])),
     Wrong("bptt", "h_prev = hs[t - 1] also at t = 0", "wrap_h0",
-          _bptt([("hs[t - 1] if t > 0 else h0", "hs[t - 1]")])),
+          _edit("bptt", [("hs[t - 1] if t > 0 else h0", "hs[t - 1]")])),
     Wrong("bptt", "loop forward in time", "forward_order",
-          _bptt([("reversed(range(T))", "range(T)")])),
+          _edit("bptt", [("reversed(range(T))", "range(T)")])),
     Wrong("bptt", "dh0 returned as zeros", "rule: only dh0 is wrong",
-          _bptt([("return dxs, dh_next,", "return dxs, np.zeros_like(h0),")])),
+          _edit("bptt", [("return dxs, dh_next,", "return dxs, np.zeros_like(h0),")])),
     # LSTM gates
     Wrong("lstm_gates", "i and f blocks in the wrong order", "swap_if",
-          _lstm([("[di * i * (1 - i), df * f * (1 - f),", "[df * f * (1 - f), di * i * (1 - i),")])),
-    Wrong("lstm_gates", "dc_prev = dc", "no_f", _lstm([("return da, dc * f", "return da, dc")])),
+          _edit("lstm_gates", [("[di * i * (1 - i), df * f * (1 - f),",
+                                "[df * f * (1 - f), di * i * (1 - i),")])),
+    Wrong("lstm_gates", "dc_prev = dc", "no_f",
+          _edit("lstm_gates", [("return da, dc * f", "return da, dc")])),
     Wrong("lstm_gates", "dc_next not added", "no_dc_next",
-          _lstm([("dc = dc_next + dh", "dc = dh")])),
+          _edit("lstm_gates", [("dc = dc_next + dh", "dc = dh")])),
     Wrong("lstm_gates", "tanh' as 1 - tanh(tanh_c)²", "tanh_of_output",
-          _lstm([("(1 - tanh_c ** 2)", "(1 - np.tanh(tanh_c) ** 2)")])),
-    Wrong("lstm_gates", "σ' used for g", "sigmoid_g", _lstm([("dg * (1 - g ** 2)", "dg * g * (1 - g)")])),
-    Wrong("lstm_gates", "do = dh", "do_without_tanh", _lstm([("do = dh * tanh_c", "do = dh")])),
+          _edit("lstm_gates", [("(1 - tanh_c ** 2)", "(1 - np.tanh(tanh_c) ** 2)")])),
+    Wrong("lstm_gates", "σ' used for g", "sigmoid_g",
+          _edit("lstm_gates", [("dg * (1 - g ** 2)", "dg * g * (1 - g)")])),
+    Wrong("lstm_gates", "do = dh", "do_without_tanh",
+          _edit("lstm_gates", [("do = dh * tanh_c", "do = dh")])),
     Wrong("lstm_gates", "g's slope as 1 - g", "rule: only the g block of da is wrong",
-          _lstm([("dg * (1 - g ** 2)", "dg * (1 - g)")])),
+          _edit("lstm_gates", [("dg * (1 - g ** 2)", "dg * (1 - g)")])),
     # GRU step
     Wrong("gru_step", "r not applied to dah's n block", "n_unscaled",
           _edit("gru_step", [("[dar, daz, r * dan]", "[dar, daz, dan]")])),
@@ -267,7 +252,8 @@ CATALOGUE = [
     Wrong("gru_step", "dh_prev without dah W_hᵀ", "no_recurrent",
           _edit("gru_step", [("dh * z + dah @ W_h.T", "dh * z")])),
     Wrong("gru_step", "db_h from dax", "bh_from_dax",
-          _edit("gru_step", [("dax.sum(axis=0), dah.sum(axis=0))", "dax.sum(axis=0), dax.sum(axis=0))")])),
+          _edit("gru_step", [("dax.sum(axis=0), dah.sum(axis=0))",
+                              "dax.sum(axis=0), dax.sum(axis=0))")])),
     # clipping
     Wrong("clipping", "each array clipped by its own norm", "per_array", """
         import numpy as np
@@ -320,8 +306,8 @@ CATALOGUE = [
     Wrong("adam", "param += step", "uphill", _edit("adam", [("param - lr", "param + lr")])),
     # attention (stretch)
     Wrong("attention", "ds = dα, the softmax not undone", "no_softmax",
-          _edit("attention", [("ds = alpha * (dalpha - (alpha * dalpha).sum(axis=1, keepdims=True))",
-                               "ds = dalpha")])),
+          _edit("attention", [("ds = alpha * (dalpha - (alpha * dalpha).sum(axis=1, "
+                               "keepdims=True))", "ds = dalpha")])),
     Wrong("attention", "dM only through the keys", "no_direct",
           _edit("attention", [("dM = alpha[:, :, None] * da[:, None, :] + dp @ W_k.T",
                                "dM = dp @ W_k.T")])),

@@ -92,7 +92,8 @@ def test_two_mistakes_at_once_name_the_outputs_to_rederive():
 def test_docs_table_is_generated_from_the_catalogue():
     committed = (ROOT / "docs" / "exercises.md").read_text(encoding="utf-8")
     assert committed == catalogue.markdown(), \
-        "docs/exercises.md is stale: python tests/exercise_mistakes.py --markdown > docs/exercises.md"
+        "docs/exercises.md is stale: run python tests/exercise_mistakes.py --markdown " \
+        "> docs/exercises.md"
 
 
 # ------------------------------------------------------------------------ skeletons

@@ -158,7 +158,8 @@ def torch_lstm_step_backward(params, x, state, dstate):
     leaves = {k: v.clone().requires_grad_(True) for k, v in leaves.items()}
     p = {k: leaves[k] for k in params}
     h, c = torch_lstm_step(p, leaves["x"], (leaves["h"], leaves["c"]))
-    grads = torch.autograd.grad((h * dstate[0]).sum() + (c * dstate[1]).sum(), list(leaves.values()))
+    loss = (h * dstate[0]).sum() + (c * dstate[1]).sum()
+    grads = torch.autograd.grad(loss, list(leaves.values()))
     return dict(zip(leaves, grads))
 
 
@@ -231,7 +232,8 @@ def test_a_swapped_gate_block_fails_exactly_its_rows():
     with pytest.raises(AssertionError) as info:
         assert_step_backward(book_backward("lstm", spoil=_swap_if), "lstm", seed=3)
     text = str(info.value)
-    assert "lstm step backward (scratchrnn layout) (tolerance 1e-06): FAILED: W_x[i], W_x[f]" in text
+    assert ("lstm step backward (scratchrnn layout) (tolerance 1e-06): FAILED: W_x[i], W_x[f]"
+            in text)
     lines = {line.split()[0]: line for line in text.splitlines()[3:]}
     assert lines["W_x[f]"].endswith("FAIL") and lines["W_x[g]"].endswith("pass")
     assert lines["c"].endswith("pass")
