@@ -237,6 +237,10 @@ CATALOGUE = [
           _edit("lstm_gates", [("dg * (1 - g ** 2)", "dg * g * (1 - g)")])),
     Wrong("lstm_gates", "do = dh", "do_without_tanh",
           _edit("lstm_gates", [("do = dh * tanh_c", "do = dh")])),
+    Wrong("lstm_gates", "g and o blocks in the wrong order",
+          "rule: the o and g blocks of da are swapped",
+          _edit("lstm_gates", [("dg * (1 - g ** 2),\n", "do * o * (1 - o),\n"),
+                               ("do * o * (1 - o)], axis=1)", "dg * (1 - g ** 2)], axis=1)")])),
     Wrong("lstm_gates", "g's slope as 1 - g", "rule: only the g block of da is wrong",
           _edit("lstm_gates", [("dg * (1 - g ** 2)", "dg * (1 - g)")])),
     # GRU step
