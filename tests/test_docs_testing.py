@@ -38,15 +38,17 @@ def lstm_step_backward(p, x, state, dstate):
 '''
 
 
-def _run(tmp_path, blocks):
+def _run(tmp_path, blocks, shrink=True):
     code = re.search(r"```python\n(.*?)```", (ROOT / "docs" / "testing.md").read_text(),
                      re.S).group(1)
     assert len(code.strip().splitlines()) <= 10
     (tmp_path / "test_mine.py").write_text(code)
     (tmp_path / "my_lstm.py").write_text(MY_LSTM.replace("BLOCKS", blocks))
+    phases = "" if shrink else ", phases=[Phase.explicit, Phase.reuse, Phase.generate]"
     (tmp_path / "conftest.py").write_text(      # a quick profile, as the suite's own "ci" one
-        "from hypothesis import settings\n"
-        "settings.register_profile('quick', max_examples=15, derandomize=True, deadline=None)\n"
+        "from hypothesis import Phase, settings\n"
+        "settings.register_profile('quick', max_examples=15, derandomize=True, deadline=None"
+        f"{phases})\n"
         "settings.load_profile('quick')\n")
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "test_mine.py"], cwd=tmp_path, capture_output=True, text=True,
@@ -61,7 +63,7 @@ def test_the_documented_file_passes_a_right_step(tmp_path):
 
 def test_the_documented_file_fails_a_wrong_step_with_the_table(tmp_path):
     swap = "H = h.shape[1]; da = np.concatenate([da[:, H:2 * H], da[:, :H], da[:, 2 * H:]], 1)"
-    result = _run(tmp_path, swap)
+    result = _run(tmp_path, swap, shrink=False)      # the table, not the smallest example
     assert result.returncode == 1
     assert "lstm step backward (torch layout) (tolerance 1e-06): FAILED" in result.stdout
     assert re.search(r"weight_ih_l0\[f\]\s+\S+\s+\S+\s+FAIL", result.stdout)
