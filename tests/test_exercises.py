@@ -104,8 +104,9 @@ def test_the_skeleton_has_everything_but_the_answer(name, tmp_path):
     assert text.startswith(f"# scratchrnn exercise: {name}\n")
     assert f"def {ex.function}({', '.join(a for a, _ in ex.arguments)}):" in text
     assert ex.section in text and ex.equations.splitlines()[0] in text
-    for _, shape in ex.arguments + ex.outputs:
+    for _, shape in ex.arguments + (() if ex.returns else ex.outputs):
         assert shape in text
+    assert ex.returns in text
     grade = catalogue.grade(name, text.split("\n", 1)[1])    # the body as written: not an answer
     assert grade.exit_code == 1
     assert grade.diagnosis == ["the body is still the skeleton's: replace `raise "

@@ -20,7 +20,7 @@ def skeleton(exercise) -> str:
     args = ", ".join(name for name, _ in ex.arguments)
     width = max(len(name) for name, _ in ex.arguments + ex.outputs)
     arg_doc = "\n".join(f"    {name.ljust(width)}  {doc}" for name, doc in ex.arguments)
-    out_doc = "\n".join(f"    {name.ljust(width)}  {doc}" for name, doc in ex.outputs)
+    out_doc = ex.returns or "\n".join(f"    {name.ljust(width)}  {doc}" for name, doc in ex.outputs)
     returns = ", ".join(ex.output_names) if ex.name != "clipping" else "clipped, norm"
     imports = "import numpy as np\n" + (ex.imports + "\n" if ex.imports else "")
     return f'''# scratchrnn exercise: {ex.name}
@@ -28,7 +28,7 @@ def skeleton(exercise) -> str:
 
 Read first: {ex.section}.
 
-The forward pass:
+{ex.equations_title}:
 
 {textwrap.indent(ex.equations, "    ")}
 

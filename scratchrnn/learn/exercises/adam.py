@@ -100,4 +100,5 @@ EXERCISE = Exercise(
               "m̂ = m / (1 - beta1^t)              v̂ = v / (1 - beta2^t)\n"
               "param = param - lr · m̂ / (sqrt(v̂) + eps)",
     task="Return the new (param, m, v). (New arrays or the arguments changed in place.)",
-    cases=cases, reference=reference, mistakes=MISTAKES, rules=rules)
+    cases=cases, reference=reference, mistakes=MISTAKES, rules=rules,
+    equations_title="What it computes")

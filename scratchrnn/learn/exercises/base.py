@@ -59,6 +59,8 @@ class Exercise:
     unpack: Callable | None = None     # flat outputs -> {output: array} (default: a tuple)
     shape_hints: dict = field(default_factory=dict)   # output -> {wrong shape kind: message}
     imports: str = ""                  # extra import lines for the skeleton
+    returns: str = ""                  # the skeleton's "Returns" block, when not the outputs
+    equations_title: str = "The forward pass"
 
     @property
     def output_names(self):

@@ -129,4 +129,6 @@ EXERCISE = Exercise(
     task="Return (clipped, norm): a dict with the same keys holding the clipped arrays, and the\n"
          "global norm before clipping. (Changing the arrays in place is fine too.)",
     cases=cases, reference=reference, mistakes=MISTAKES, rules=rules, properties=properties,
-    unpack=unpack)
+    unpack=unpack, equations_title="What it computes",
+    returns="    clipped   dict name -> array: the same keys and shapes as grads\n"
+            "    norm      float: the global norm before clipping")
