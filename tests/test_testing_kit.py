@@ -9,6 +9,8 @@ that are wrong: an LSTM backward with the i and f blocks swapped, a GRU forward 
 clipping per array, Adam without bias correction, a BPTT that ignores the final state's
 gradient.
 """
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -18,6 +20,7 @@ from scratchrnn import optim
 from scratchrnn.cells import CELLS
 from scratchrnn.layers import LAYERS
 from scratchrnn.testing import (Report, Row, assert_adam_update, assert_clip_grad_norm,
+                                assert_gradients, check_gradients,
                                 assert_sequence_backward, assert_sequence_forward,
                                 assert_softmax_cross_entropy, assert_step_backward,
                                 assert_step_forward, check_adam_update, check_clip_grad_norm,
@@ -373,3 +376,49 @@ def test_arrays_of_the_backend_pass_through_the_boundary(backend):
     report = assert_step_forward(forward, "lstm", seed=5, to_user=backend.asarray)
     assert report.passed
     assert_clip_grad_norm(optim.clip_grad_norm, to_user=backend.asarray)   # in place, any backend
+
+
+# ------------------------------------------- onepage.py's whole BPTT, and seeded mutants of it
+def _onepage_problem(module, seed=0, V=5, H=3, T=4, B=2):
+    rng = np.random.default_rng(seed)
+    params = module.init_params(V, H, rng)
+    ids, targets = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+    h0, c0 = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+
+    def loss(a):
+        return module.forward({k: a[k] for k in params}, ids, targets, a["h0"], a["c0"])[0]
+
+    def gradients(a):
+        p = {k: a[k] for k in params}
+        _, _, cache = module.forward(p, ids, targets, a["h0"], a["c0"])
+        grads, (dh0, dc0) = module.backward(p, cache)
+        return {**grads, "h0": dh0, "c0": dc0}
+    return loss, gradients, {**params, "h0": h0, "c0": c0}
+
+
+def _mutant(old, new):
+    """onepage.py with one line changed, loaded as its own module."""
+    import types
+    source = Path(onepage.__file__).read_text()
+    assert old in source
+    module = types.ModuleType("onepage_mutant")
+    exec(compile(source.replace(old, new, 1), "onepage_mutant", "exec"), module.__dict__)   # noqa: S102
+    return module
+
+
+def test_onepage_whole_bptt_passes_check_gradients():
+    report = assert_gradients(*_onepage_problem(onepage), cell="lstm")
+    assert {"W_x[f]", "W_h[o]", "b_h[g]", "W", "b", "h0", "c0"} <= {r.name for r in report.rows}
+
+
+@pytest.mark.parametrize("old, new, wrong", [
+    ("dc_next = dc * f ", "dc_next = dc     ", {"c0"}),            # the carousel without f
+    ("dh = dz @ p[\"W\"].T + dh_next", "dh = dz @ p[\"W\"].T", {"h0", "c0"}),   # dh_next dropped
+    ("dz /= T * B", "dz /= B", None),                               # not divided by T
+])
+def test_onepage_mutants_fail_check_gradients(old, new, wrong):
+    report = check_gradients(*_onepage_problem(_mutant(old, new)), cell="lstm")
+    assert not report.passed
+    if wrong is not None:
+        assert wrong <= set(report.failed)
+    assert "FAIL" in report.table()

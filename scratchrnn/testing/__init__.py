@@ -14,6 +14,8 @@ Checks (signatures of the function you pass are in ``scratchrnn.testing.checks``
     check_softmax_cross_entropy                        the loss and its gradient
     check_clip_grad_norm                               clipping by the global norm
     check_adam_update                                  the Adam update
+    check_gradients                                    any backward (a whole model) against
+                                                       differences of its own forward
 Layouts: "scratchrnn" (W_x (I, G*H) ...) and "torch" (weight_ih_l0 (G*H, I) ...), gate order
 i, f, g, o (LSTM) and r, z, n (GRU) in both. Arrays: NumPy and PyTorch CPU tensors are tested;
 CuPy and other DLPack arrays convert through the same boundary (``arrays``).
@@ -22,16 +24,17 @@ this module does not need hypothesis).
 """
 from .arrays import converter, to_numpy
 from .cases import SequenceCase, StepCase, sequence_case, step_case
-from .checks import (assert_adam_update, assert_clip_grad_norm, assert_sequence_backward,
+from .checks import (assert_adam_update, assert_clip_grad_norm, assert_gradients,
+                     assert_sequence_backward,
                      assert_sequence_forward, assert_softmax_cross_entropy, assert_step_backward,
-                     assert_step_forward, check_adam_update, check_clip_grad_norm,
+                     assert_step_forward, check_adam_update, check_clip_grad_norm, check_gradients,
                      check_sequence_backward, check_sequence_forward, check_softmax_cross_entropy,
                      check_step_backward, check_step_forward)
 from .layouts import CELL_KINDS, GATES, LAYOUTS
 from .report import Report, Row
 
 __all__ = ["CELL_KINDS", "GATES", "LAYOUTS", "Report", "Row", "SequenceCase", "StepCase",
-           "assert_adam_update", "assert_clip_grad_norm", "assert_sequence_backward",
+           "assert_adam_update", "assert_clip_grad_norm", "assert_gradients", "check_gradients", "assert_sequence_backward",
            "assert_sequence_forward", "assert_softmax_cross_entropy", "assert_step_backward",
            "assert_step_forward", "check_adam_update", "check_clip_grad_norm",
            "check_sequence_backward", "check_sequence_forward", "check_softmax_cross_entropy",

@@ -22,6 +22,8 @@ for an LSTM; ``params`` a dict in the chosen layout, see ``layouts``):
     clipping         fn(grads, max_norm) -> norm  (grads scaled in place)  or  -> (clipped, norm)
     Adam             fn(params, grads, m, v, t, lr, beta1, beta2, eps)   updates params, m, v in
                      place (returns None) or returns (params, m, v); t counts from 1
+    any gradient     check_gradients(loss, gradients, arrays): your backward against central
+                     differences of your own forward (a whole model, say)
 
 ``to_user`` converts each NumPy input before the call (``arrays.converter("torch")``). The
 tolerance defaults to 1e-6 for float64 inputs and 1e-3 for float32 ones (the truth is always
@@ -279,6 +281,42 @@ def check_adam_update(fn, *, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, steps=3,
     return Report(f"Adam update (lr={lr}, betas=({beta1}, {beta2}), eps={eps})", tuple(rows), tol)
 
 
+# ------------------------------------------------------- any scalar function's gradient
+def check_gradients(loss, gradients, arrays, *, cell=None, layout="scratchrnn", to_user=None,
+                    tol=1e-6) -> Report:
+    """Your whole backward pass against central differences of your own forward.
+
+    loss: ``loss(arrays) -> float``, the forward pass (a model with its loss, say).
+    gradients: ``gradients(arrays) -> {name: dL/d array}`` for every name in ``arrays``.
+    arrays: {name: NumPy array} the point to check at (copied; converted with ``to_user``).
+    cell: "lstm", "gru" or "rnn" to cut the fused weights (``W_x``, ``weight_ih_l0`` ...) into
+    their gate blocks in the rows. There is no book to compare with, so ``vs_book`` is empty;
+    the differences are taken in float64 (arrays of another dtype are promoted for them).
+    """
+    to_user = to_user or _identity
+    point = {k: numpy.array(v, dtype=numpy.float64) for k, v in arrays.items()}
+    got = gradients(as_user(_copy(point), to_user))
+    work = _copy(point)
+    f = lambda: float(to_numpy(loss(as_user(_copy(work), to_user))))   # noqa: E731
+    numeric = {k: numerical_gradient(f, work[k]) for k in work}
+    floor = _noise_floor(abs(f()) + 1.0, tol)
+    rows = []
+    for name in point:
+        g = got.get(name) if isinstance(got, dict) else None
+        gn = None if g is None else numpy.asarray(to_numpy(g))
+        pieces = [(name, gn, numeric[name])]
+        fused = name.rsplit(".", 1)[-1] in ("W_x", "W_h", "b_x", "b_h") or name.startswith(
+            ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        if cell and fused and gn is not None and gn.shape == numeric[name].shape:
+            pieces = [(label, a, n) for (label, a), (_, n) in
+                      zip(gate_blocks(name, gn, cell, layout),
+                          gate_blocks(name, numeric[name], cell, layout))]
+        for label, a, n in pieces:
+            row = compare(label, a, n, n, tol, floor)
+            rows.append(row._replace(vs_book=None))
+    return Report("gradients against central differences", tuple(rows), tol)
+
+
 # ------------------------------------------------------------------- the assert forms
 def _asserting(check):
     def assert_(*args, **kwargs):
@@ -299,3 +337,4 @@ assert_sequence_backward = _asserting(check_sequence_backward)
 assert_softmax_cross_entropy = _asserting(check_softmax_cross_entropy)
 assert_clip_grad_norm = _asserting(check_clip_grad_norm)
 assert_adam_update = _asserting(check_adam_update)
+assert_gradients = _asserting(check_gradients)
