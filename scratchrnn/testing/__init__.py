@@ -25,8 +25,8 @@ this module does not need hypothesis).
 from .arrays import converter, to_numpy
 from .cases import SequenceCase, StepCase, sequence_case, step_case
 from .checks import (assert_adam_update, assert_clip_grad_norm, assert_gradients,
-                     assert_sequence_backward,
-                     assert_sequence_forward, assert_softmax_cross_entropy, assert_step_backward,
+                     assert_sequence_backward, assert_sequence_forward,
+                     assert_softmax_cross_entropy, assert_step_backward,
                      assert_step_forward, check_adam_update, check_clip_grad_norm, check_gradients,
                      check_sequence_backward, check_sequence_forward, check_softmax_cross_entropy,
                      check_step_backward, check_step_forward)
@@ -34,9 +34,10 @@ from .layouts import CELL_KINDS, GATES, LAYOUTS
 from .report import Report, Row
 
 __all__ = ["CELL_KINDS", "GATES", "LAYOUTS", "Report", "Row", "SequenceCase", "StepCase",
-           "assert_adam_update", "assert_clip_grad_norm", "assert_gradients", "check_gradients", "assert_sequence_backward",
-           "assert_sequence_forward", "assert_softmax_cross_entropy", "assert_step_backward",
-           "assert_step_forward", "check_adam_update", "check_clip_grad_norm",
+           "assert_adam_update", "assert_clip_grad_norm", "assert_gradients",
+           "assert_sequence_backward", "assert_sequence_forward", "assert_softmax_cross_entropy",
+           "assert_step_backward", "assert_step_forward", "check_adam_update",
+           "check_clip_grad_norm", "check_gradients",
            "check_sequence_backward", "check_sequence_forward", "check_softmax_cross_entropy",
            "check_step_backward", "check_step_forward", "converter", "sequence_case",
            "step_case", "strategies", "to_numpy"]
