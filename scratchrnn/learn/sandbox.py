@@ -200,13 +200,25 @@ def _flatten(value, prefix, out, problems):
         out[prefix] = a
 
 
+def _limit_resources(memory_bytes, cpu_s):
+    """Address space, CPU seconds, no core file. Where the platform has no such limit
+    (Windows has no ``resource``; macOS refuses RLIMIT_AS), the wall-clock timeout of the
+    parent still holds."""
+    try:
+        import resource
+    except ImportError:
+        return
+    for name, value in (("RLIMIT_AS", (memory_bytes, memory_bytes)),
+                        ("RLIMIT_CPU", (cpu_s, cpu_s + 1)), ("RLIMIT_CORE", (0, 0))):
+        try:
+            resource.setrlimit(getattr(resource, name), value)
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def _child(jobdir):
-    import resource
     job = json.loads((Path(jobdir) / "job.json").read_text())
-    limit = int(job["memory_mb"]) * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_CPU, (job["cpu_s"], job["cpu_s"] + 1))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _limit_resources(int(job["memory_mb"]) * 2**20, int(job["cpu_s"]))
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)                 # C-level writes of the learner vanish
     os.dup2(devnull, 2)
