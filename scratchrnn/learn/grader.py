@@ -308,9 +308,12 @@ def evaluate(exercise, cases, results, timeout=None):
             continue
         errs = {k: _err(got[k], case.expected[k]) for k in comparable if k in case.expected}
         worst = max(errs, key=errs.get) if errs else None
-        ok = bool(errs) and errs[worst] < TOL and len(comparable) == len(names)
-        items.append(Item(ok, f"{case.label}" + ("" if ok or worst is None
-                                                  else f": {worst} off by {errs[worst]:.1e}")))
+        problems = [] if worst is None or errs[worst] < TOL else [
+            f"{worst} off by {_fmt(errs[worst])}"]
+        if bad_shape:
+            problems.append(f"{', '.join(bad_shape)} not compared (wrong shape)")
+        items.append(Item(not problems, case.label + (": " + "; ".join(problems) if problems
+                                                      else "")))
 
     # each output against finite differences and against the book
     randoms = [(c, g, r) for c, g, r in usable if c.kind in ("random", "edge")]
