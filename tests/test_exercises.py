@@ -226,6 +226,8 @@ def test_check_refuses_a_file_for_another_exercise_when_named(capsys, tmp_path):
     path = write(tmp_path, "a.py", "adam", catalogue.SOLUTIONS["adam"])
     code, out, err = run_cli(capsys, "check", str(path), "--exercise", "clipping")
     assert code == 2 and "is the exercise 'adam', not 'clipping'" in err
+    code, out, err = run_cli(capsys, "check", str(path), "--exercise", "clip")
+    assert code == 2 and "There is no exercise 'clip'" in err and out == ""
 
 
 @pytest.mark.parametrize("case, body, line, diagnosis", [

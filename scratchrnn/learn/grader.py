@@ -102,6 +102,9 @@ def read_exercise_file(path, expected=None):
     a directory, unreadable, no header, unknown exercise, another exercise's file, syntax
     error, no function of that name."""
     p = Path(path)
+    if expected is not None and expected not in EXERCISES:
+        raise UnusableInput(f"There is no exercise {expected!r}; `scratchrnn exercise list` "
+                            f"shows them: {', '.join(EXERCISES)}.")
     if not p.exists():
         raise UnusableInput(f"{path} does not exist; `scratchrnn exercise start NAME` writes one.")
     if p.is_dir():
