@@ -18,7 +18,7 @@ import threading
 from scratchrnn.core.backend import BACKEND_NAMES, default_backend_name
 from scratchrnn.core.errors import ConfigError, ScratchRNNError
 
-COMMANDS = ("train", "sample", "eval", "gradcheck", "analyze", "grid")
+COMMANDS = ("train", "sample", "eval", "gradcheck", "analyze", "grid", "exercise")
 
 
 class UsageParser(argparse.ArgumentParser):

@@ -30,6 +30,13 @@ from scratchrnn.book.cells import CELLS
 from scratchrnn.book.gradcheck import (Row, check_function, check_layer, format_table,
                                   numerical_gradient, rel_error)
 from scratchrnn.blocks.layers import LAYERS, RNN
+from scratchrnn.testing import assert_step_backward, assert_step_forward
+from scratchrnn.testing.strategies import step_cases
+
+
+def step_cases_of_the_kit():
+    """One step of any cell, in the book's layout, drawn by the public kit's strategy."""
+    return step_cases(layout="scratchrnn")
 
 TOL = 1e-6
 ENGINES = ("textbook", "reference", "auto")    # the cells' two levels, the fast engine
@@ -271,3 +278,27 @@ def test_format_table():
     assert "skipped" not in format_table(rows[:1])
     with pytest.raises(ValueError, match="values"):
         format_table(rows, {"cell": ["x"]})
+
+
+# ------------------------------------------- the same property through the public test kit
+@given(case=step_cases_of_the_kit())
+def test_every_step_backward_through_the_public_kit(case):
+    """The cells' own step functions, as a user of ``scratchrnn.testing`` would check theirs:
+    every gate block of every parameter, the input and the state against the book and
+    float64 central differences (the project eats its own cooking)."""
+    cell = CELLS[case.cell]
+
+    def forward(params, x, state):
+        return cell.step_forward(params, x, state)[1]
+
+    def backward(params, x, state, dstate):
+        _, _, cache = cell.step_forward(params, x, state)
+        if case.cell == "lstm":
+            dx, (dh, dc), grads = cell.step_backward(params, dstate[0],
+                                                     (np.zeros_like(dstate[0]), dstate[1]), cache)
+            return {**grads, "x": dx, "h": dh, "c": dc}
+        dx, dh, grads = cell.step_backward(params, dstate, np.zeros_like(dstate), cache)
+        return {**grads, "x": dx, "h": dh}
+
+    assert_step_forward(forward, case=case)
+    assert_step_backward(backward, case=case)
