@@ -46,10 +46,11 @@ replace = False     # let ``out`` overwrite this lesson's earlier outputs there
 import lessonkit
 from lessonkit import Param
 
-L = lessonkit.start("char_lm_cells", globals(), {
+SPEC = {                       # the settings above: kind, full-run value, quick value
     "budget": Param("float", 25.0, 0.4, low=0, help="CPU seconds of training per cell and seed"),
     "hidden": Param("int", 64, 32, help="hidden units of every cell"),
-})
+}
+L = lessonkit.start("char_lm_cells", globals(), SPEC)
 
 # %%
 import os  # noqa: E402

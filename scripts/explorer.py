@@ -53,10 +53,11 @@ replace = False     # let ``out`` overwrite this lesson's earlier outputs there
 import lessonkit
 from lessonkit import Param
 
-L = lessonkit.start("explorer", globals(), {
+SPEC = {                       # the settings above: kind, full-run value, quick value
     "steps": Param("int", 2000, 20, help="training steps per model"),
     "hidden": Param("int", 64, 16, help="hidden units of both models"),
-})
+}
+L = lessonkit.start("explorer", globals(), SPEC)
 
 # %%
 import os  # noqa: E402

@@ -38,11 +38,12 @@ replace = False     # let ``out`` overwrite this lesson's earlier outputs there
 import lessonkit
 from lessonkit import Param
 
-L = lessonkit.start("fastai_lesson6", globals(), {
+SPEC = {                       # the settings above: kind, full-run value, quick value
     "chars": Param("int", 600_000, 12_000, low=2000, help="characters of python-docs to use"),
     "updates": Param("int", 2500, 8, help="Adam updates (of 64 windows) per model"),
     "hidden": Param("int", 64, 16, help="hidden units of every model"),
-})
+}
+L = lessonkit.start("fastai_lesson6", globals(), SPEC)
 
 # %%
 import time  # noqa: E402

@@ -49,8 +49,12 @@ OUT_FOLDER = "lessons-out"
 
 
 def in_kernel() -> bool:
-    """True inside a Jupyter (IPython) kernel, where the command line is the kernel's own."""
-    return "ipykernel" in sys.modules or hasattr(builtins, "__IPYTHON__")
+    """True inside a Jupyter kernel (an ipykernel shell), where the command line is the
+    kernel's own. A terminal IPython running ``%run NAME.py --quick`` is not one."""
+    if not hasattr(builtins, "__IPYTHON__") or "IPython" not in sys.modules:
+        return False
+    shell = sys.modules["IPython"].get_ipython()
+    return shell is not None and type(shell).__module__.startswith("ipykernel")
 
 
 # ---------------------------------------------------------------- parameters
@@ -308,7 +312,7 @@ class Lesson:
             "lesson": self.name,
             "settings": {k: v for k, v in self.P.items() if k not in ("out", "replace")},
             "answers": self.rows,
-            "files": sorted(set(self.files)),
+            "files": list(dict.fromkeys(self.files)),
             "wall_seconds": round(time.perf_counter() - self.t0, 1),
             "cpu_seconds": round(time.process_time() - self.c0, 1),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),

@@ -45,10 +45,11 @@ replace = False     # let ``out`` overwrite this lesson's earlier outputs there
 import lessonkit
 from lessonkit import Param
 
-L = lessonkit.start("sine_teacher_forcing", globals(), {
+SPEC = {                       # the settings above: kind, full-run value, quick value
     "steps": Param("int", 600, 40, help="Adam steps per run"),
     "hidden": Param("int", 20, 8, help="units of the RNN"),
-})
+}
+L = lessonkit.start("sine_teacher_forcing", globals(), SPEC)
 
 # %%
 import time  # noqa: E402

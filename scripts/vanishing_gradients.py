@@ -41,10 +41,11 @@ replace = False     # let ``out`` overwrite this lesson's earlier outputs there
 import lessonkit
 from lessonkit import Param
 
-L = lessonkit.start("vanishing_gradients", globals(), {
+SPEC = {                       # the settings above: kind, full-run value, quick value
     "steps": Param("int", 100, 20, low=10, help="time steps of the Jacobian measurement"),
     "updates": Param("int", 300, 30, low=10, help="SGD updates of each clipping run"),
-})
+}
+L = lessonkit.start("vanishing_gradients", globals(), SPEC)
 
 # %%
 import time  # noqa: E402

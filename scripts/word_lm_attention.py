@@ -60,13 +60,14 @@ replace = False     # let ``out`` overwrite this lesson's earlier outputs there
 import lessonkit
 from lessonkit import Param
 
-L = lessonkit.start("word_lm_attention", globals(), {
+SPEC = {                       # the settings above: kind, full-run value, quick value
     "steps": Param("int", 600, 6, help="RMSProp updates per model"),
     "hidden": Param("int", 96, 16, help="LSTM units of every layer"),
     "vocab_size": Param("int", 1500, 300, low=10, help="vocabulary size (most frequent tokens)"),
     "attn_length": Param("int", 4, help="K, how many past outputs the attention reads"),
     "lr": Param("float", 1e-3, low=0, help="RMSProp learning rate"),
-})
+}
+L = lessonkit.start("word_lm_attention", globals(), SPEC)
 
 # %%
 import re  # noqa: E402
