@@ -243,6 +243,9 @@ def main(L):
     results = {name: [analyse(name, cell, P, s, L.backend, window, n_windows, max_d)
                       for s in L.seeds] for name, cell in MODELS.items()}
 
+    curves = {n: [r["curve"] for r in runs] for n, runs in results.items()}
+    reaches = {n: [r["reach"] for r in runs] for n, runs in results.items()}
+    plot_dependency(curves, reaches)
     first = {name: runs[0] for name, runs in results.items()}   # the heatmaps: first seed
     text, feats = first["RNN"]["text"], first["RNN"]["feats"]
     start = neurons.best_window(feats["in_string"], 400)
@@ -256,9 +259,6 @@ def main(L):
                 text, r["acts"], neuron, start, 400,
                 L.path(f"{name.lower()}_{neuron.kind}.png"),
                 f"{name} {what}, r = {neuron.r:+.2f} with 'inside a string': red > 0, blue < 0"))
-    curves = {n: [r["curve"] for r in runs] for n, runs in results.items()}
-    reaches = {n: [r["reach"] for r in runs] for n, runs in results.items()}
-    plot_dependency(curves, reaches)
     spikes = {}
     for name, r in first.items():
         path = L.path(f"saliency_{name.lower()}.png")

@@ -42,6 +42,7 @@ except ImportError:
 import numpy as np  # noqa: E402
 
 from scratchrnn.backend import BACKEND_NAMES, get_backend  # noqa: E402
+from scratchrnn.cli import UsageParser  # noqa: E402
 from scratchrnn.errors import ConfigError, ScratchRNNError  # noqa: E402
 from scratchrnn.validation import finite_float, int_at_least  # noqa: E402
 
@@ -101,13 +102,6 @@ class Settings(dict):
     """The lesson's resolved parameters; read them as attributes (``P.hidden``)."""
 
     __getattr__ = dict.__getitem__
-
-
-class UsageParser(argparse.ArgumentParser):
-    """A usage error is one line on stderr and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}.\n")
 
 
 def _parser(name, doc, spec):

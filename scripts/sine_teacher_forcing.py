@@ -280,11 +280,18 @@ def main(L):
              "running is much harder).", held)
     final = {label: float(np.median([r["history"][-1][1] for r in runs if r["history"]] or
                                     [float("inf")])) for label, runs in results.items()}
+    names = list(results)
+    rank = lambda v: np.argsort(np.argsort(v))
+    rho = float(np.corrcoef(rank([final[k] for k in names]), rank([gm[k] for k in names]))[0, 1])
+    best_train, best_gen = min(names, key=final.get), min(names, key=gm.get)
     L.answer("What should the surrogate be: is the training loss a good guide to generation?",
              "median final training loss vs geometric-mean sampling MSE: " + "; ".join(
-                 f"{k} {final[k]:.3g} vs {gm[k]:.3g}" for k in results)
-             + ". Teacher-forced training losses are one-step errors; only the sampling "
-             "loss measures what generation needs.")
+                 f"{k} {final[k]:.3g} vs {gm[k]:.3g}" for k in names)
+             + f". Rank correlation between the two over the {len(names)} settings: "
+             f"{rho:+.2f}; the lowest training loss is {best_train}'s, the best generation "
+             + ("the same setting's." if best_train == best_gen else f"{best_gen}'s.")
+             + " (A teacher-forced training loss is a one-step error; the sampling loss is "
+             "what generation needs.)")
     hard = logs["FR k=2 U=all"]
     others = list(np.maximum(logs["FR k=10 U=30"], logs["TF k=2 U=all"]))
     held, how = lessonkit.compare(others, hard)

@@ -177,8 +177,9 @@ def greedy(model, vocab, prime, length, backend):
 def distinct_word_share(ids, is_word):
     """Distinct word tokens / word tokens of a sample (token ids, not decoded text, so a
     run of tokens that decodes to one glued word still counts as many): low when greedy
-    decoding loops; NaN when the sample holds no word token."""
-    words = [i for i in ids if is_word[i]]
+    decoding loops. A sample without a single word token (only spaces and punctuation)
+    is scored over all its tokens instead."""
+    words = [i for i in ids if is_word[i]] or list(ids)
     return len(set(words)) / len(words) if words else float("nan")
 
 
@@ -314,16 +315,17 @@ def main(L):
              "leaves this model untrained, so there is no result to expect).")
     shares = {n: [distinct_word_share(r["ids"], is_word) for r in runs]
               for n, runs in results.items()}
-    finite = all(np.isfinite(v) for vals in shares.values() for v in vals)
-    loops = finite and all(v < 0.9 for vals in shares.values() for v in vals)
+    wordless = sum(not any(is_word[i] for i in r["ids"]) for runs in results.values()
+                   for r in runs)
+    loops = all(v < 0.9 for vals in shares.values() for v in vals)
     L.answer("What does greedy (argmax) generation produce?",
              "distinct word tokens / word tokens in each greedy sample (counted on token ids), "
              "mean ± sd over seeds: " + "; ".join(
                  f"{n} {pm([100 * v for v in vals], 0)}%" for n, vals in shares.items())
-             + (f"; {lessonkit.verdict(loops)} (argmax decoding falls into loops: under 90% "
-                "distinct in every sample)." if finite else
-                "; some sample held no word at all, so the question has no answer here."),
-             loops if finite else None)
+             + (f" ({wordless} sample(s) held no word at all and are scored over all their "
+                "tokens)" if wordless else "")
+             + f"; {lessonkit.verdict(loops)} (argmax decoding falls into loops: under 90% "
+             "distinct in every sample).", loops)
 
 
 # %%

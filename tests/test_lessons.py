@@ -219,6 +219,7 @@ def test_word_lm_counts_distinct_words_by_token_id(monkeypatch, tmp_path):
     is_word = [False, True, True]
     assert ns["distinct_word_share"]([1, 1, 1, 1], is_word) == 0.25
     assert ns["distinct_word_share"]([1, 0, 2, 0], is_word) == 1.0
+    assert ns["distinct_word_share"]([0, 0, 0, 0], is_word) == 0.25      # no word: all tokens
 
 
 def test_committed_runs_are_full_runs_of_every_lesson():
