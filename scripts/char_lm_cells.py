@@ -36,7 +36,7 @@ not the number of steps, is what is equal?
 quick = False       # True: tiny sizes, the whole lesson in seconds
 seeds = None        # seeds per cell (None: 3; 2 with quick)
 seed = 0            # the first seed
-budget = None       # CPU seconds of training per cell and seed (None: 25; 0.4 with quick)
+budget = None       # CPU seconds of training per cell and seed (None: 25; 0.25 with quick)
 hidden = None       # hidden units of every cell (None: 64; 32 with quick)
 backend = "numpy"   # numpy | cupy | auto
 out = None          # output folder (None: a new lessons-out/char_lm_cells/run-N here)
@@ -47,7 +47,7 @@ import lessonkit
 from lessonkit import Param
 
 SPEC = {                       # the settings above: kind, full-run value, quick value
-    "budget": Param("float", 25.0, 0.4, low=0, help="CPU seconds of training per cell and seed"),
+    "budget": Param("float", 25.0, 0.25, low=0, help="CPU seconds of training per cell and seed"),
     "hidden": Param("int", 64, 32, help="hidden units of every cell"),
 }
 L = lessonkit.start("char_lm_cells", globals(), SPEC)
@@ -205,9 +205,9 @@ def loss_at_step(curve, step):
 
 def main(L):
     P = L.P
-    max_chars = 60_000 if P.quick else None
-    eval_tokens = 2_000 if P.quick else 20_000
-    length = 80 if P.quick else 300
+    max_chars = 30_000 if P.quick else None
+    eval_tokens = 1_000 if P.quick else 20_000
+    length = 40 if P.quick else 300
     results = {cell: [] for cell in CELLS}
     for s in L.seeds:
         for cell in CELLS:

@@ -213,7 +213,7 @@ def plot_dependency(curves, reaches):
 # %%
 def analyse(name, cell, P, s, backend, window, n_windows, max_d):
     """Train one model and analyse it: val loss, best units, dependency curve, spikes."""
-    max_chars = 120_000 if P.quick else 800_000
+    max_chars = 60_000 if P.quick else 800_000
     n_chars = 1_500 if P.quick else 6_000
     model, data, val, cpu = train_model(cell, P.hidden, P.steps, max_chars, s, backend)
     ids = np.asarray(data.val[:n_chars])
