@@ -26,24 +26,42 @@ not the number of steps, is what is equal?
 # would hand whichever model ran during a quiet moment more computing than the others.
 # On an idle machine the two are the same. The wall seconds are printed too.
 
+# %% [markdown]
+# ## Parameters
+#
+# Change them here in a notebook; from a terminal, ``python scripts/char_lm_cells.py
+# --quick --budget 30`` overrides them. ``None`` means the default of the mode (full or quick).
+
+# %% tags=["parameters"]
+quick = False       # True: tiny sizes, the whole lesson in seconds
+seeds = None        # seeds per cell (None: 3; 2 with quick)
+seed = 0            # the first seed
+budget = None       # CPU seconds of training per cell and seed (None: 25; 0.25 with quick)
+hidden = None       # hidden units of every cell (None: 64; 32 with quick)
+backend = "numpy"   # numpy | cupy | auto
+out = None          # output folder (None: a new lessons-out/char_lm_cells/run-N here)
+replace = False     # let ``out`` overwrite this lesson's earlier outputs there
+
 # %%
-import os
+import lessonkit
+from lessonkit import Param
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # one thread: CPU seconds = compute used
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+SPEC = {                       # the settings above: kind, full-run value, quick value
+    "budget": Param("float", 25.0, 0.25, low=0, help="CPU seconds of training per cell and seed"),
+    "hidden": Param("int", 64, 32, help="hidden units of every cell"),
+}
+L = lessonkit.start("char_lm_cells", globals(), SPEC)
 
-import re                                              # noqa: E402
-import sys                                             # noqa: E402
-import tempfile                                        # noqa: E402
-import time                                            # noqa: E402
+# %%
+import os  # noqa: E402
+import re  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
-from scratchrnn.analysis.plots import new_figure, save_png    # noqa: E402
-from scratchrnn.core.backend import CPU                     # noqa: E402
-from scratchrnn.lessons import lesson_parser, run_lesson      # noqa: E402
-from scratchrnn.lm.run import TrainConfig, Trainer     # noqa: E402
-from scratchrnn.lm.sample import generate                 # noqa: E402
-from scratchrnn.book.train import evaluate                  # noqa: E402
-from scratchrnn.core.validation import positive_float, positive_int   # noqa: E402
+from scratchrnn.core.backend import CPU  # noqa: E402
+from scratchrnn.lm.run import TrainConfig, Trainer  # noqa: E402
+from scratchrnn.lm.sample import generate  # noqa: E402
+from scratchrnn.book.train import evaluate  # noqa: E402
 
 np = CPU.xp            # host arrays: results and figures
 
@@ -90,7 +108,7 @@ def train_on_the_clock(cell, budget_s, hidden, max_chars, seed, backend, eval_to
             curve.append((used, trainer.progress.step, score(), wall))
             next_eval += every
     return {"trainer": trainer, "curve": curve, "params": trainer.model.num_params(),
-            "steps": trainer.progress.step}
+            "steps": trainer.progress.step, "seed": seed}
 
 
 # %% [markdown]
@@ -130,24 +148,49 @@ def samples_for(trainer, length, seed, known_words):
 COLOURS = {"rnn": "tab:blue", "gru": "tab:green", "lstm": "tab:red"}
 
 
-def plot_curves(results, budget_s, path):
-    fig = new_figure(12.0, 4.3)
+def mean_curve(runs, key, grid):
+    """(seeds, len(grid)): each seed's val loss interpolated at ``grid`` along column key."""
+    return np.array([np.interp(grid, np.array(r["curve"])[:, key], np.array(r["curve"])[:, 2])
+                     for r in runs])
+
+
+def plot_curves(results, budget_s):
+    """Validation loss against CPU time and against steps, mean ± sd over seeds."""
+    fig = lessonkit.new_figure(12.0, 4.6)
     ax_t, ax_s = fig.subplots(1, 2)
-    for cell, r in results.items():
-        c = np.array(r["curve"])
-        label = f"{cell.upper()} ({r['params']:,} params, {r['steps']} steps)"
-        ax_t.plot(c[:, 0], c[:, 2], marker="o", ms=3, c=COLOURS[cell], label=label)
-        ax_s.plot(c[:, 1], c[:, 2], marker="o", ms=3, c=COLOURS[cell], label=cell.upper())
+    t_grid = np.linspace(0.0, budget_s, 40)
+    for cell, runs in results.items():
+        steps = [r["steps"] for r in runs]
+        s_grid = np.linspace(0, min(steps), 40)
+        label = f"{cell.upper()} ({runs[0]['params']:,} params, {np.mean(steps):.0f} steps)"
+        lessonkit.band(ax_t, t_grid, mean_curve(runs, 0, t_grid), label, color=COLOURS[cell])
+        lessonkit.band(ax_s, s_grid, mean_curve(runs, 1, s_grid), cell.upper(),
+                       color=COLOURS[cell])
     ax_t.set_xlabel(f"CPU seconds of training (budget {budget_s:g} s each)")
     ax_s.set_xlabel("training steps (64 x 32 characters each)")
     for ax in (ax_t, ax_s):
         ax.set_ylabel("validation loss (nats / char)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    ax_t.set_title("equal time: who is ahead at each moment")
-    ax_s.set_title("equal steps: who learns more per update")
+        ax.legend(fontsize=7)
+        top = max(np.array(r["curve"])[1, 2] for runs in results.values() for r in runs)
+        ax.set_ylim(top=top)
+    ax_t.set_title("equal time: who is ahead at each moment", fontsize=10)
+    ax_s.set_title("equal steps: who learns more per update", fontsize=10)
     fig.tight_layout()
-    return save_png(fig, path)
+    return L.figure(fig, "curves")
+
+
+def trend(runs, budget_s):
+    """(a, b): val loss ≈ a + b·ln(CPU s) fitted to the seeds' curves over the second half
+    of the budget: where a curve is heading."""
+    t, y = [], []
+    for r in runs:
+        c = np.array(r["curve"])
+        keep = c[:, 0] >= budget_s / 2
+        t += list(c[keep, 0])
+        y += list(c[keep, 2])
+    b, a = np.polyfit(np.log(t), y, 1)
+    return float(a), float(b)
 
 
 # %% [markdown]
@@ -160,77 +203,90 @@ def loss_at_step(curve, step):
     return float(np.interp(step, c[:, 1], c[:, 2]))
 
 
-def main(args, backend, answers):
-    budget = positive_float("--budget", args.budget) if args.budget else (
-        0.4 if args.quick else 15.0)
-    hidden = positive_int("--hidden", args.hidden) if args.hidden else (32 if args.quick else 128)
-    max_chars = 60_000 if args.quick else None
-    eval_tokens = 2_000 if args.quick else 20_000
-    length = 80 if args.quick else 300
-    t0 = time.perf_counter()
-    results = {}
-    for cell in CELLS:
-        r = train_on_the_clock(cell, budget, hidden, max_chars, args.seed, backend, eval_tokens)
-        results[cell] = r
-        final = r["curve"][-1]
-        print(f"{cell.upper():5s} {r['params']:>7,} params: {r['steps']:5d} steps in "
-              f"{final[0]:.1f} CPU s ({final[3]:.1f} s wall), val loss {r['curve'][0][2]:.3f} "
-              f"-> {final[2]:.3f} nats/char", flush=True)
-    path = plot_curves(results, budget, os.path.join(args.out, "char_lm_cells_curves.png"))
-    print(f"figure: {path}")
+def main(L):
+    P = L.P
+    max_chars = 30_000 if P.quick else None
+    eval_tokens = 1_000 if P.quick else 20_000
+    length = 40 if P.quick else 300
+    results = {cell: [] for cell in CELLS}
+    for s in L.seeds:
+        for cell in CELLS:
+            r = train_on_the_clock(cell, P.budget, P.hidden, max_chars, s, L.backend,
+                                   eval_tokens)
+            results[cell].append(r)
+            final = r["curve"][-1]
+            print(f"seed {s} {cell.upper():5s} {r['params']:>7,} params: {r['steps']:5d} steps "
+                  f"in {final[0]:.1f} CPU s ({final[3]:.1f} s wall), val loss "
+                  f"{r['curve'][0][2]:.3f} -> {final[2]:.3f} nats/char", flush=True)
+    plot_curves(results, P.budget)
 
-    trainer = results["rnn"]["trainer"]
-    train_text = trainer.data.vocab.decode(trainer.data.train)
-    known = set(WORD.findall(train_text))
-    shares = {}
-    for cell, r in results.items():
-        samples = samples_for(r["trainer"], length, args.seed, known)
-        shares[cell] = {t: s for t, (_, s) in samples.items()}
-        for temp, (text, share) in samples.items():
-            print(f"----- {cell.upper()} at temperature {temp} ({share:.0%} real words) -----")
-            print("The " + text)
-    print(f"(all in {time.perf_counter() - t0:.1f} s)")
+    first = results["rnn"][0]["trainer"]
+    known = set(WORD.findall(first.data.vocab.decode(first.data.train)))
+    shares = {cell: {t: [] for t in TEMPERATURES} for cell in CELLS}
+    for cell, runs in results.items():
+        for i, r in enumerate(runs):
+            samples = samples_for(r["trainer"], length, r["seed"], known)
+            for temp, (text, share) in samples.items():
+                shares[cell][temp].append(share)
+                if i == 0:
+                    print(f"----- {cell.upper()} at temperature {temp} ({share:.0%} real "
+                          f"words), seed {r['seed']} -----\nThe {text}")
 
-    final = {cell: r["curve"][-1][2] for cell, r in results.items()}
-    winner = min(final, key=final.get)
-    steps = {cell: r["steps"] for cell, r in results.items()}
-    answers.add("With the same training time, which cell reaches the lowest validation loss?",
-                f"{winner.upper()}: after {budget:g} CPU seconds each, val loss "
-                + ", ".join(f"{c.upper()} {final[c]:.3f}" for c in CELLS)
-                + " nats/char (ln V = "
-                f"{np.log(len(trainer.data.vocab)):.2f} is guessing); the steps taken: "
-                + ", ".join(f"{c.upper()} {steps[c]}" for c in CELLS)
-                + ". Expected (Karpathy et al. 2015): a gated cell ahead of the vanilla RNN.",
-                winner in ("gru", "lstm"))
-    common = min(steps.values())
-    per_step = {cell: loss_at_step(r["curve"], common) for cell, r in results.items()}
-    best_per_step = min(per_step, key=per_step.get)
-    answers.add("Per update, which cell learns most (all compared at the step count the "
-                "slowest reached)?",
-                f"at step {common}: " + ", ".join(f"{c.upper()} {per_step[c]:.3f}" for c in CELLS)
-                + f" nats/char; best {best_per_step.upper()}. Expected: the gated cells "
-                "(GRU, LSTM) below the RNN.",
-                per_step["rnn"] > min(per_step["gru"], per_step["lstm"]))
-    mean_share = {t: float(np.nanmean([shares[c][t] for c in CELLS])) for t in TEMPERATURES}
-    answers.add("What does the sampling temperature do to the text?",
-                "share of sampled words that are words of the training text, mean over the "
-                "three models: " + ", ".join(f"T={t:g} {mean_share[t]:.0%}" for t in TEMPERATURES)
-                + "; per model: " + "; ".join(
-                    f"{c.upper()} " + "/".join(f"{shares[c][t]:.0%}" for t in TEMPERATURES)
-                    for c in CELLS)
-                + ". Expected: fewer real words as the temperature rises.",
-                bool(mean_share[0.5] >= mean_share[1.0] >= mean_share[1.5]))
+    final = {cell: [r["curve"][-1][2] for r in runs] for cell, runs in results.items()}
+    steps = {cell: [r["steps"] for r in runs] for cell, runs in results.items()}
+    mean = {cell: float(np.mean(v)) for cell, v in final.items()}
+    winner = min(mean, key=mean.get)
+    gated = min(("gru", "lstm"), key=mean.get)
+    held, how = lessonkit.compare(final[gated], final["rnn"])
+    trends = {cell: trend(runs, P.budget) for cell, runs in results.items()}
+    heading = []
+    for cell in ("gru", "lstm"):
+        (a_g, b_g), (a_r, b_r) = trends[cell], trends["rnn"]
+        ahead = mean[cell] < mean["rnn"]
+        if ahead:
+            heading.append(f"{cell.upper()} already ahead")
+        elif b_g < b_r:                     # falling faster: the lines cross ahead
+            cross = float(np.exp((a_r - a_g) / (b_g - b_r)))
+            heading.append(f"{cell.upper()} falling faster ({b_g:+.3f} vs {b_r:+.3f} nats per "
+                           f"e-fold of time), crossing the RNN's trend near {cross:.0f} CPU s")
+        else:
+            heading.append(f"{cell.upper()} not closing the gap on its trend ({b_g:+.3f} vs "
+                           f"{b_r:+.3f} nats per e-fold of time)")
+    L.answer("With the same training time, which cell reaches the lowest validation loss?",
+             f"{winner.upper()}: after {P.budget:g} CPU seconds each, val loss "
+             + ", ".join(f"{c.upper()} {lessonkit.pm(final[c])}" for c in CELLS)
+             + f" nats/char over {P.seeds} seeds (ln V = {np.log(len(first.data.vocab)):.2f} "
+             "is guessing); steps taken " + ", ".join(f"{c.upper()} {np.mean(steps[c]):.0f}"
+                                                      for c in CELLS)
+             + f". The best gated cell ({gated.upper()}) against the RNN: {how}; "
+             f"{lessonkit.verdict(held)} (Karpathy et al. 2015: a gated cell ahead). Where the "
+             "curves are heading (val loss ≈ a + b·ln t over the second half): "
+             + "; ".join(heading) + ".", held)
+
+    common = min(min(v) for v in steps.values())
+    per_step = {cell: [loss_at_step(r["curve"], common) for r in runs]
+                for cell, runs in results.items()}
+    best_gated = min(("gru", "lstm"), key=lambda c: np.mean(per_step[c]))
+    held, how = lessonkit.compare(per_step[best_gated], per_step["rnn"])
+    L.answer("Per update, which cell learns most (all compared at the step count the "
+             "slowest reached)?",
+             f"at step {common}: " + ", ".join(f"{c.upper()} {lessonkit.pm(per_step[c])}"
+                                               for c in CELLS)
+             + f" nats/char; {best_gated.upper()} against the RNN: {how}; "
+             f"{lessonkit.verdict(held)} (expected: the gated cells below the RNN).", held)
+
+    per_temp = {t: [float(np.nanmean([shares[c][t][i] for c in CELLS]))
+                    for i in range(P.seeds)] for t in TEMPERATURES}
+    falls = all(np.mean(per_temp[a]) > np.mean(per_temp[b])
+                for a, b in zip(TEMPERATURES, TEMPERATURES[1:]))
+    L.answer("What does the sampling temperature do to the text?",
+             "share of sampled words that are words of the training text, mean over the "
+             "three cells, mean ± sd over seeds: " + ", ".join(
+                 f"T={t:g} {lessonkit.pm([100 * v for v in per_temp[t]], 0)}%"
+                 for t in TEMPERATURES)
+             + f"; {lessonkit.verdict(falls)} (fewer real words as the temperature rises).",
+             falls)
 
 
 # %%
-def build_parser():
-    p = lesson_parser("char_lm_cells.py", __doc__)
-    p.add_argument("--budget", type=float, default=0.0,
-                   help="CPU seconds of training per cell (default 15; 0.4 with --quick)")
-    p.add_argument("--hidden", type=int, default=0,
-                   help="hidden units of every cell (default 128; 32 with --quick)")
-    return p
-
-
-if __name__ == "__main__":
-    sys.exit(run_lesson(main, __doc__, parser=build_parser()))
+L.run(main)

@@ -33,23 +33,41 @@ back that dependency reaches in each model.
 # 3. **Long-range cases.** ``saliency.long_range_targets`` picks closing brackets and
 #    quotes whose opener lies far back: does the saliency spike at the opener?
 
+# %% [markdown]
+# ## Parameters
+#
+# Change them here in a notebook; from a terminal, ``python scripts/explorer.py --quick
+# --steps 500`` overrides them. ``None`` means the default of the mode.
+
+# %% tags=["parameters"]
+quick = False       # True: tiny sizes, the whole lesson in seconds
+seeds = None        # seeds per model (None: 3; 2 with quick)
+seed = 0            # the first seed
+steps = None        # training steps per model (None: 2000; 20 with quick)
+hidden = None       # hidden units of both models (None: 64; 16 with quick)
+backend = "numpy"   # numpy | cupy | auto
+out = None          # output folder (None: a new lessons-out/explorer/run-N here)
+replace = False     # let ``out`` overwrite this lesson's earlier outputs there
+
 # %%
-import os
+import lessonkit
+from lessonkit import Param
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # small matrices: one thread is faster
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+SPEC = {                       # the settings above: kind, full-run value, quick value
+    "steps": Param("int", 2000, 20, help="training steps per model"),
+    "hidden": Param("int", 64, 16, help="hidden units of both models"),
+}
+L = lessonkit.start("explorer", globals(), SPEC)
 
-import sys                                             # noqa: E402
-import tempfile                                        # noqa: E402
-import time                                            # noqa: E402
+# %%
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
-from scratchrnn.analysis import activations, heatmap, neurons, saliency   # noqa: E402
-from scratchrnn.analysis.features import python_lex    # noqa: E402
-from scratchrnn.analysis.plots import new_figure, save_png    # noqa: E402
-from scratchrnn.core.backend import CPU                     # noqa: E402
-from scratchrnn.lessons import lesson_parser, run_lesson      # noqa: E402
-from scratchrnn.lm.run import TrainConfig, Trainer     # noqa: E402
-from scratchrnn.core.validation import positive_int         # noqa: E402
+from scratchrnn.analysis import activations, heatmap, neurons, saliency  # noqa: E402
+from scratchrnn.analysis.features import python_lex  # noqa: E402
+from scratchrnn.core.backend import CPU  # noqa: E402
+from scratchrnn.lm.run import TrainConfig, Trainer  # noqa: E402
 
 np = CPU.xp            # host arrays: results and figures
 
@@ -171,116 +189,128 @@ def opener_spikes(model, text, ids, acts, prefix, window, count, path_for):
     return out
 
 
-def plot_dependency(curves, reaches, path):
-    fig = new_figure(7.5, 4.2)
+def plot_dependency(curves, reaches):
+    """curves: name -> [seed] (D+1,) dependency curves; drawn as log10, mean ± sd."""
+    fig = lessonkit.new_figure(7.5, 4.4)
     ax = fig.subplots()
-    for name, curve in curves.items():
-        ax.semilogy(np.arange(curve.size), np.maximum(curve, 1e-30),
-                    label=f"{name}: reaches {reaches[name]} characters back")
-    ax.axhline(REACH_LEVEL, c="0.5", ls=":", lw=1)
+    for name, runs in curves.items():
+        logs = np.log10(np.maximum(np.asarray(runs), 1e-30))
+        lessonkit.band(ax, np.arange(logs.shape[1]), logs,
+                       f"{name}: reaches {lessonkit.pm(reaches[name], 0)} characters back")
+    ax.axhline(np.log10(REACH_LEVEL), c="0.5", ls=":", lw=1)
     ax.set_xlabel("distance t - s back from the prediction (characters)")
-    ax.set_ylabel("|dL_t / dx_s| / its peak (median over targets)")
-    ax.set_title("how far back the next-character prediction depends on the input")
+    ax.set_ylabel("log10 |dL_t / dx_s| / its peak (median over targets)")
+    ax.set_title("how far back the next-character prediction depends on the input", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
-    return save_png(fig, path)
+    return L.figure(fig, "dependency")
 
 
 # %% [markdown]
 # ## Run it, and the questions
 
 # %%
-def main(args, backend, answers):
-    steps = positive_int("--steps", args.steps) if args.steps else (20 if args.quick else 3000)
-    hidden = positive_int("--hidden", args.hidden) if args.hidden else (16 if args.quick else 64)
-    max_chars = 120_000 if args.quick else 800_000
-    n_chars = 1_500 if args.quick else 6_000
-    window, n_windows, max_d = (60, 2, 20) if args.quick else (160, 6, 100)
-    out = args.out
-    results = {}
-    for name, cell in MODELS.items():
-        model, data, val, cpu = train_model(cell, hidden, steps, max_chars, args.seed, backend)
-        ids = np.asarray(data.val[:n_chars])
-        text = data.vocab.decode(ids)
-        prefix = data.vocab.decode(data.train)
-        acts = activations.collect(model, ids)
-        feats = neurons.text_features(text, prefix, FEATURES)
-        units = best_units(model, acts, feats)
-        curve = dependency_curve(model, ids, acts, window, n_windows, max_d, args.seed)
-        results[name] = dict(model=model, val=val, cpu=cpu, text=text, acts=acts, units=units,
-                             curve=curve, reach=reach(curve), feats=feats, ids=ids,
-                             prefix=prefix)
-        print(f"{name:5s} {model.num_params():,} params, {steps} steps in {cpu:.1f} CPU s: val "
-              f"{val:.3f} nats/char; " + "; ".join(f"best {f} unit {n.label} r={n.r:+.2f}"
-                                                   for f, n in units.items())
-              + f"; dependency reaches {results[name]['reach']} chars", flush=True)
+def analyse(name, cell, P, s, backend, window, n_windows, max_d):
+    """Train one model and analyse it: val loss, best units, dependency curve, spikes."""
+    max_chars = 60_000 if P.quick else 800_000
+    n_chars = 1_500 if P.quick else 6_000
+    model, data, val, cpu = train_model(cell, P.hidden, P.steps, max_chars, s, backend)
+    ids = np.asarray(data.val[:n_chars])
+    text = data.vocab.decode(ids)
+    prefix = data.vocab.decode(data.train)
+    acts = activations.collect(model, ids)
+    feats = neurons.text_features(text, prefix, FEATURES)
+    # like with like: the best of the H units of h in both models (the LSTM's c separately)
+    units_h = {f: hits[0] for f, hits in neurons.find_neurons(acts, feats, 1, ("h",)).items()
+               if hits}
+    units_c = ({f: hits[0] for f, hits in neurons.find_neurons(acts, feats, 1, ("c",)).items()
+                if hits} if cell == "lstm" else {})
+    curve = dependency_curve(model, ids, acts, window, n_windows, max_d, s)
+    r = dict(model=model, val=val, cpu=cpu, text=text, acts=acts, units_h=units_h,
+             units_c=units_c, curve=curve, reach=reach(curve), feats=feats, ids=ids,
+             prefix=prefix, seed=s)
+    print(f"seed {s} {name:5s} {model.num_params():,} params, {P.steps} steps in {cpu:.1f} CPU "
+          f"s: val {val:.3f} nats/char; " + "; ".join(
+              f"best {f} h unit {n.label} r={n.r:+.2f}" for f, n in units_h.items())
+          + f"; dependency reaches {r['reach']} chars", flush=True)
+    return r
 
-    text, feats = results["RNN"]["text"], results["RNN"]["feats"]
+
+def main(L):
+    P = L.P
+    window, n_windows, max_d = (60, 2, 20) if P.quick else (160, 6, 100)
+    results = {name: [analyse(name, cell, P, s, L.backend, window, n_windows, max_d)
+                      for s in L.seeds] for name, cell in MODELS.items()}
+
+    curves = {n: [r["curve"] for r in runs] for n, runs in results.items()}
+    reaches = {n: [r["reach"] for r in runs] for n, runs in results.items()}
+    plot_dependency(curves, reaches)
+    first = {name: runs[0] for name, runs in results.items()}   # the heatmaps: first seed
+    text, feats = first["RNN"]["text"], first["RNN"]["feats"]
     start = neurons.best_window(feats["in_string"], 400)
-    figures = []
-    for name, r in results.items():
+    for name, r in first.items():
         kinds = ("h", "c") if name == "LSTM" else ("h",)   # the LSTM: best h and best c unit
         shown = [hit for kind in kinds for hit in neurons.find_neurons(
             r["acts"], {"s": feats["in_string"]}, 1, (kind,))["s"]]
         for neuron in shown:
             what = f"tanh(c[{neuron.unit}])" if neuron.kind == "c" else f"h[{neuron.unit}]"
-            figures.append(draw_unit(
+            L.written(draw_unit(
                 text, r["acts"], neuron, start, 400,
-                os.path.join(out, f"explorer_{name.lower()}_{neuron.kind}.png"),
+                L.path(f"{name.lower()}_{neuron.kind}.png"),
                 f"{name} {what}, r = {neuron.r:+.2f} with 'inside a string': red > 0, blue < 0"))
-    curves = {n: r["curve"] for n, r in results.items()}
-    reaches = {n: r["reach"] for n, r in results.items()}
-    figures.append(plot_dependency(curves, reaches, os.path.join(out, "explorer_dependency.png")))
     spikes = {}
-    for name, r in results.items():
+    for name, r in first.items():
+        path = L.path(f"saliency_{name.lower()}.png")
         spikes[name] = opener_spikes(r["model"], r["text"], r["ids"], r["acts"], r["prefix"],
-                                     window, 3, lambda ch, n=name: os.path.join(
-                                         out, f"explorer_saliency_{n.lower()}.png"))
+                                     window, 3, lambda ch, p=path: str(p))
         if spikes[name]:
-            figures.append(os.path.join(out, f"explorer_saliency_{name.lower()}.png"))
-    print("figures: " + ", ".join(os.path.basename(f) for f in figures))
+            L.written(path)
 
-    rnn, lstm = results["RNN"], results["LSTM"]
-    answers.add("Which model predicts the next character better after the same brief training?",
-                f"val loss RNN {rnn['val']:.3f}, LSTM {lstm['val']:.3f} nats/char after {steps} "
-                f"steps each ({rnn['model'].num_params():,} vs {lstm['model'].num_params():,} "
-                f"parameters; {rnn['cpu']:.0f} vs {lstm['cpu']:.0f} CPU s). Expected (the "
-                "explorer notebook): the LSTM ahead.", bool(lstm["val"] < rnn["val"]))
-    at = {n: {d: float(r["curve"][d]) for d in (10, 30, max_d) if d < r["curve"].size}
-          for n, r in results.items()}
-    answers.add("How far back does the prediction depend on the input?",
-                f"the median saliency stays above {REACH_LEVEL:.0%} of its peak up to "
-                f"{rnn['reach']} characters back in the RNN and {lstm['reach']} in the LSTM "
-                "(relative saliency at distance " + "; ".join(
-                    f"{n}: " + ", ".join(f"{d} -> {v:.2g}" for d, v in a.items())
-                    for n, a in at.items())
-                + "). Expected: the LSTM looks further back than the RNN.",
-                bool(lstm["reach"] > rnn["reach"]))
+    pm = lessonkit.pm
+    val = {n: [r["val"] for r in runs] for n, runs in results.items()}
+    params = {n: runs[0]["model"].num_params() for n, runs in results.items()}
+    cpu = {n: np.mean([r["cpu"] for r in runs]) for n, runs in results.items()}
+    held, how = lessonkit.compare(val["LSTM"], val["RNN"])
+    L.answer("Which model predicts the next character better after the same brief training?",
+             f"val loss RNN {pm(val['RNN'])}, LSTM {pm(val['LSTM'])} nats/char after {P.steps} "
+             f"steps each over {P.seeds} seeds ({params['RNN']:,} vs {params['LSTM']:,} "
+             f"parameters; {cpu['RNN']:.0f} vs {cpu['LSTM']:.0f} CPU s per seed). The LSTM is "
+             f"{how}; {lessonkit.verdict(held)} (the explorer notebook: the LSTM ahead).", held)
+    held, how = lessonkit.compare(reaches["LSTM"], reaches["RNN"], lower_is_better=False)
+    at = {n: {d: pm([float(np.log10(max(c[d], 1e-30))) for c in curves[n]], 1)
+              for d in (10, 30, max_d) if d < curves[n][0].size} for n in curves}
+    L.answer("How far back does the prediction depend on the input?",
+             f"the median saliency stays above {REACH_LEVEL:.0%} of its peak up to "
+             f"{pm(reaches['RNN'], 0)} characters back in the RNN and {pm(reaches['LSTM'], 0)} "
+             "in the LSTM (log10 relative saliency at distance " + "; ".join(
+                 f"{n}: " + ", ".join(f"{d} -> {v}" for d, v in a.items())
+                 for n, a in at.items())
+             + f"). The LSTM's reach is {how} characters; {lessonkit.verdict(held)} (the LSTM "
+             "looks further back than the RNN).", held)
     for feat, what in (("in_string", "inside a string (quote-like)"),
                        ("bracket_depth", "bracket depth")):
-        rs = {n: r["units"].get(feat) for n, r in results.items()}
-        answers.add(f"Is there a unit that tracks {what}?",
-                    "; ".join(f"{n}: {u.label} r = {u.r:+.2f}" if u else f"{n}: none"
-                              for n, u in rs.items())
-                    + ". Expected (Karpathy et al.): the LSTM has the clearer such unit.",
-                    bool(rs["LSTM"] and rs["RNN"] and abs(rs["LSTM"].r) > abs(rs["RNN"].r)))
-    answers.add("At a closing bracket or quote, does the saliency spike at its opener?",
-                "saliency at the opener / mean of the 10 characters around it: " + "; ".join(
-                    f"{n}: " + (", ".join(f"{ch!r} {d} back x{ratio:.2g}" for ch, d, ratio in s)
-                                or "no such closer in the analysed text")
-                    for n, s in spikes.items()) + ".", None)
+        r_h = {n: [abs(r["units_h"][feat].r) if feat in r["units_h"] else 0.0 for r in runs]
+               for n, runs in results.items()}
+        r_c = [abs(r["units_c"][feat].r) if feat in r["units_c"] else 0.0
+               for r in results["LSTM"]]
+        held, how = lessonkit.compare(r_h["LSTM"], r_h["RNN"], lower_is_better=False)
+        L.answer(f"Is there a unit that tracks {what}?",
+                 f"the best |r| among the {P.hidden} hidden units h of each model: RNN "
+                 f"{pm(r_h['RNN'], 2)}, LSTM {pm(r_h['LSTM'], 2)} over {P.seeds} seeds (first "
+                 "seed's units: " + ", ".join(
+                     f"{n} {runs[0]['units_h'][feat].label} r = {runs[0]['units_h'][feat].r:+.2f}"
+                     for n, runs in results.items() if feat in runs[0]["units_h"])
+                 + f"); the LSTM's cell state c, another {P.hidden} candidates: "
+                 f"{pm(r_c, 2)}. LSTM h against RNN h is {how}; {lessonkit.verdict(held)} "
+                 "(Karpathy et al.: the LSTM has the clearer such unit).", held)
+    L.answer("At a closing bracket or quote, does the saliency spike at its opener?",
+             "saliency at the opener / mean of the 10 characters around it (first seed): "
+             + "; ".join(f"{n}: " + (", ".join(f"{ch!r} {d} back x{ratio:.2g}"
+                                               for ch, d, ratio in s)
+                                     or "no such closer in the analysed text")
+                         for n, s in spikes.items()) + ".")
 
 
 # %%
-def build_parser():
-    p = lesson_parser("explorer.py", __doc__)
-    p.add_argument("--steps", type=int, default=0,
-                   help="training steps per model (default 3000; 20 with --quick)")
-    p.add_argument("--hidden", type=int, default=0,
-                   help="hidden units of both models (default 64; 16 with --quick)")
-    return p
-
-
-if __name__ == "__main__":
-    sys.exit(run_lesson(main, __doc__, parser=build_parser()))
+L.run(main)

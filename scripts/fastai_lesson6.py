@@ -17,25 +17,48 @@ a table of the validation losses.
 # the same number of updates of 64 windows each), so their validation losses can be
 # compared. Losses are in nats per character (ln 2 = 0.69 nats is one bit).
 
+# %% [markdown]
+# ## Parameters
+#
+# Change them here in a notebook; from a terminal, ``python scripts/fastai_lesson6.py
+# --quick --updates 500`` overrides them. ``None`` means the default of the mode.
+
+# %% tags=["parameters"]
+quick = False       # True: tiny sizes, the whole lesson in seconds
+seeds = None        # seeds per model (None: 3; 2 with quick)
+seed = 0            # the first seed
+chars = None        # characters of python-docs used (None: 600000; 12000 with quick)
+updates = None      # Adam updates per model (None: 2500; 8 with quick)
+hidden = None       # hidden units (None: 64; 16 with quick)
+backend = "numpy"   # numpy | cupy | auto
+out = None          # output folder (None: a new lessons-out/fastai_lesson6/run-N here)
+replace = False     # let ``out`` overwrite this lesson's earlier outputs there
+
 # %%
-import sys
-import time
-import timeit
+import lessonkit
+from lessonkit import Param
 
-from scratchrnn.blocks import gru_weights
+SPEC = {                       # the settings above: kind, full-run value, quick value
+    "chars": Param("int", 600_000, 12_000, low=2000, help="characters of python-docs to use"),
+    "updates": Param("int", 2500, 8, help="Adam updates (of 64 windows) per model"),
+    "hidden": Param("int", 64, 16, help="hidden units of every model"),
+}
+L = lessonkit.start("fastai_lesson6", globals(), SPEC)
 
-from scratchrnn.book import ops
-from scratchrnn.core.backend import CPU
-from scratchrnn.book.batching import BatchStream, split_ids
-from scratchrnn.lm.corpora import load_corpus
-from scratchrnn.core.errors import TrainingDiverged
-from scratchrnn.blocks.heads import cross_entropy_backward_full_jacobian, softmax_cross_entropy
-from scratchrnn.blocks.layers import GRU
-from scratchrnn.lessons import lesson_parser, run_lesson
-from scratchrnn.book.optim import clip_grad_norm, make_optimizer
-from scratchrnn.blocks.sequence_model import SequenceModel
-from scratchrnn.core.validation import positive_int
-from scratchrnn.lm.vocab import Vocab
+# %%
+import time  # noqa: E402
+import timeit  # noqa: E402
+
+from scratchrnn import gru_weights, ops  # noqa: E402
+from scratchrnn.core.backend import CPU  # noqa: E402
+from scratchrnn.book.batching import BatchStream, split_ids  # noqa: E402
+from scratchrnn.lm.corpora import load_corpus  # noqa: E402
+from scratchrnn.core.errors import TrainingDiverged  # noqa: E402
+from scratchrnn.blocks.heads import cross_entropy_backward_full_jacobian, softmax_cross_entropy  # noqa: E402,E501
+from scratchrnn.blocks.layers import GRU  # noqa: E402
+from scratchrnn.book.optim import clip_grad_norm, make_optimizer  # noqa: E402
+from scratchrnn.blocks.sequence_model import SequenceModel  # noqa: E402
+from scratchrnn.lm.vocab import Vocab  # noqa: E402
 
 np = CPU.xp            # host arrays: results and figures
 
@@ -116,12 +139,17 @@ def evaluate(model, ids, seq_len, backend):
 # | name | window | readout | input | cell |
 # |---|---|---|---|---|
 # | 3-char | 3 | many-to-one | embedding 42 | tanh RNN |
-# | 8-char | 8 | many-to-one | embedding 42 | IRNN (ReLU, W_h = I) |
-# | 8-char seq | 8 | many-to-many | embedding 42 | IRNN |
-# | 8-char seq one-hot | 8 | many-to-many | one-hot (V) | IRNN |
-# | 8-char seq tanh | 8 | many-to-many | embedding 42 | tanh RNN |
+# | 8-char | 8 | many-to-one | embedding 42 | tanh RNN |
+# | 8-char seq | 8 | many-to-many | embedding 42 | tanh RNN |
+# | 8-char seq one-hot | 8 | many-to-many | one-hot (V) | tanh RNN |
+# | 8-char seq IRNN | 8 | many-to-many | embedding 42 | IRNN (ReLU, W_h = I) |
 # | LSTM stateless / stateful | 8, in order | many-to-many | embedding 42 | LSTM |
 # | GRU | 8 | many-to-many | embedding 42 | GRU (fused weights) |
+#
+# Each comparison changes one thing: 3-char vs 8-char only the window (more context),
+# 8-char vs 8-char seq only the readout, and so on. A many-to-one model gets one target per
+# window, so the text is long enough (600 000 characters) that no model runs out of fresh
+# windows: every model sees each training window about once or twice.
 
 # %%
 def model_specs(hidden):
@@ -129,10 +157,10 @@ def model_specs(hidden):
     irnn = dict(cell="rnn", nonlinearity="relu", identity_init=True)
     return {
         "3-char": (3, dict(cell="rnn", embedding_size=EMBED, return_sequences=False), True),
-        "8-char": (8, dict(irnn, embedding_size=EMBED, return_sequences=False), True),
-        "8-char seq": (8, dict(irnn, embedding_size=EMBED), True),
-        "8-char seq one-hot": (8, dict(irnn, embedding_size=0), True),
-        "8-char seq tanh": (8, dict(cell="rnn", embedding_size=EMBED), True),
+        "8-char": (8, dict(cell="rnn", embedding_size=EMBED, return_sequences=False), True),
+        "8-char seq": (8, dict(cell="rnn", embedding_size=EMBED), True),
+        "8-char seq one-hot": (8, dict(cell="rnn", embedding_size=0), True),
+        "8-char seq IRNN": (8, dict(irnn, embedding_size=EMBED), True),
         "LSTM stateless": (8, dict(cell="lstm", embedding_size=EMBED, forget_bias=1.0), False),
         "LSTM stateful": (8, dict(cell="lstm", embedding_size=EMBED, forget_bias=1.0,
                                   stateful=True), False),
@@ -257,54 +285,55 @@ def separate_vs_combined(model, val, backend, repeats):
 # ## The figures and the table
 
 # %%
-def plot_results(results, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 4.6))
-    for name, r in results.items():
-        c = r["curve"]
-        if c.size:
-            k = max(1, c.size // 25)
-            smooth = np.convolve(c, np.ones(k) / k, mode="valid")
-            ax1.plot(np.arange(smooth.size) + k, smooth, label=name, lw=1.2)
+def plot_results(results):
+    """Training curves (mean ± sd over seeds) and validation losses with error bars."""
+    fig = lessonkit.new_figure(14, 5.0)
+    ax1, ax2 = fig.subplots(1, 2)
+    for name, runs in results.items():
+        curves = [r["curve"] for r in runs if r["curve"].size]
+        if curves:
+            n = min(c.size for c in curves)
+            k = max(1, n // 25)
+            smooth = [np.convolve(c[:n], np.ones(k) / k, mode="valid") for c in curves]
+            lessonkit.band(ax1, np.arange(smooth[0].size) + k, smooth, name, lw=1.2)
     ax1.set_xlabel("update (64 windows each)")
     ax1.set_ylabel("training loss (nats/char, running mean)")
     ax1.grid(alpha=0.3)
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=7)
     names = list(results)
     y = np.arange(len(names))
-    last = [results[n]["val_last"] for n in names]
-    every = [results[n]["val_all"] if results[n]["val_all"] is not None else np.nan
-             for n in names]
-    ax2.barh(y - 0.2, last, height=0.4, label="last position of the window")
-    ax2.barh(y + 0.2, every, height=0.4, label="every position (many-to-many)")
-    for yi, a, b in zip(y, last, every):
-        ax2.text(a, yi - 0.2, f" {a:.3f}", va="center", fontsize=7)
-        if np.isfinite(b):
-            ax2.text(b, yi + 0.2, f" {b:.3f}", va="center", fontsize=7)
+    for off, key, label in ((-0.2, "val_last", "last position of the window"),
+                            (0.2, "val_all", "every position (many-to-many)")):
+        stats = [lessonkit.mean_sd([r[key] for r in results[n]]) if results[n][0][key]
+                 is not None else (np.nan, np.nan) for n in names]
+        m = np.array([a for a, _ in stats])
+        sd = np.array([b for _, b in stats])
+        ax2.barh(y + off, m, height=0.4, xerr=sd, capsize=3, label=label)
+        for yi, a, b in zip(y, m, sd):
+            if np.isfinite(a):
+                ax2.text(a + b, yi + off, f" {a:.3f}", va="center", fontsize=7)
     ax2.set_yticks(y)
     ax2.set_yticklabels(names, fontsize=8)
     ax2.invert_yaxis()
-    ax2.set_xlabel("validation loss (nats/char)")
-    ax2.set_xlim(0, np.nanmax(last + every) * 1.15)
+    ax2.set_xlabel("validation loss (nats/char), mean ± sd over seeds")
     ax2.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
     ax2.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return L.figure(fig, "losses")
 
 
 def loss_table(results):
-    """The validation losses as a markdown table."""
+    """The validation losses (mean ± sd over seeds) as a markdown table."""
     rows = ["| model | window | val loss, last position | val loss, every position "
-            "| final train loss | seconds |", "|---|---|---|---|---|---|"]
-    for name, r in results.items():
-        every = "-" if r["val_all"] is None else f"{r['val_all']:.3f}"
-        train = f"{r['curve'][-50:].mean():.3f}" if r["curve"].size else "diverged"
-        rows.append(f"| {name} | {r['window']} | {r['val_last']:.3f} | {every} | {train} "
-                    f"| {r['seconds']:.1f} |")
+            "| final train loss | seconds per seed |", "|---|---|---|---|---|---|"]
+    for name, runs in results.items():
+        every = ("-" if runs[0]["val_all"] is None
+                 else lessonkit.pm([r["val_all"] for r in runs]))
+        train = lessonkit.pm([float(r["curve"][-50:].mean()) if r["curve"].size
+                              else float("nan") for r in runs])
+        rows.append(f"| {name} | {runs[0]['window']} | "
+                    f"{lessonkit.pm([r['val_last'] for r in runs])} | {every} | {train} "
+                    f"| {np.mean([r['seconds'] for r in runs]):.1f} |")
     return "\n".join(rows)
 
 
@@ -312,100 +341,97 @@ def loss_table(results):
 # ## Run it, and the questions
 
 # %%
-def main(args, backend, answers):
-    chars = positive_int("--chars", args.chars) if args.chars else (
-        12_000 if args.quick else 150_000)
-    updates = positive_int("--updates", args.updates) if args.updates else (
-        8 if args.quick else 2000)
-    hidden = 16 if args.quick else 128
-    vocab, train, val = load_text(chars)
-    print(f"python-docs slice: {chars} characters, {len(vocab)} distinct; "
-          f"{train.size} train / {val.size} validation; {updates} updates of {BATCH} per model")
-    results = train_all(vocab, train, val, hidden, updates, args.seed, backend)
+def main(L):
+    P = L.P
+    vocab, train, val = load_text(P.chars)
+    print(f"python-docs slice: {P.chars} characters, {len(vocab)} distinct; "
+          f"{train.size} train / {val.size} validation; {P.updates} updates of {BATCH} per "
+          f"model; seeds {L.seeds}")
+    results = {}
+    for s in L.seeds:
+        for name, r in train_all(vocab, train, val, P.hidden, P.updates, s, L.backend).items():
+            results.setdefault(name, []).append(r)
     table = loss_table(results)
     print(table)
-    with open(f"{args.out}/fastai_lesson6_losses.md", "w", encoding="utf-8") as f:
-        f.write(table + "\n")
-    plot_results(results, f"{args.out}/fastai_lesson6_losses.png")
+    L.text_file("losses.md", table + "\n")
+    plot_results(results)
 
-    repeats = 3 if args.quick else 20
-    diff, t_long, t_short, shape = jacobian_vs_shortcut(results["8-char seq"]["model"], val,
-                                                        backend, repeats)
+    repeats = 3 if P.quick else 20
+    diff, t_long, t_short, shape = jacobian_vs_shortcut(results["8-char seq"][0]["model"], val,
+                                                        L.backend, repeats)
     out_diff, grad_diff, t_sep, t_fused, t_engine = separate_vs_combined(
-        results["GRU"]["model"], val, backend, repeats)
+        results["GRU"][0]["model"], val, L.backend, repeats)
     print(f"softmax Jacobian vs shortcut: max difference {diff:.2e}; {t_long * 1e3:.3f} ms vs "
           f"{t_short * 1e3:.3f} ms for {shape[0]} rows of {shape[1]}")
     print(f"GRU separate vs combined: outputs differ by {out_diff:.2e}, gradients by "
           f"{grad_diff:.2e}; {t_sep * 1e3:.2f} ms vs {t_fused * 1e3:.2f} ms per forward+backward "
           f"({t_engine * 1e3:.2f} ms on the default engine)")
 
-    r = results
+    last = {n: [r["val_last"] for r in runs] for n, runs in results.items()}
+    every = {n: [r["val_all"] for r in runs] for n, runs in results.items()}
+    pm = lessonkit.pm
     uniform = float(np.log(len(vocab)))
-    answers.add("The 3-char model: how well does it predict the 4th character?",
-                f"validation loss {r['3-char']['val_last']:.3f} nats/char "
-                f"(uniform guessing over {len(vocab)} characters: {uniform:.3f}).",
-                r["3-char"]["val_last"] < uniform)
-    answers.add("Does the unrolled 8-char model beat the 3-char model (more context)?",
-                f"next-character validation loss {r['8-char']['val_last']:.3f} with 8 characters "
-                f"vs {r['3-char']['val_last']:.3f} with 3 (final training loss "
-                f"{r['8-char']['curve'][-50:].mean():.3f} vs "
-                f"{r['3-char']['curve'][-50:].mean():.3f}; "
-                f"the training text holds {train.size // 8} windows of 8 and {train.size // 3} "
-                f"of 3, so {updates} updates of {BATCH} are {updates * BATCH * 8 / train.size:.1f} "
-                f"and {updates * BATCH * 3 / train.size:.1f} epochs: a gap between training and "
-                f"validation loss is overfitting).",
-                r["8-char"]["val_last"] < r["3-char"]["val_last"])
-    answers.add("Returning sequences: what does a prediction at every step buy?",
-                f"at the last position (same context as the many-to-one model) "
-                f"{r['8-char seq']['val_last']:.3f} vs {r['8-char']['val_last']:.3f} many-to-one "
-                f"after the same {updates} updates (8 targets per window instead of 1); over "
-                f"every position {r['8-char seq']['val_all']:.3f} (early positions see less "
-                f"context).", r["8-char seq"]["val_last"] < r["8-char"]["val_last"])
-    answers.add("One-hot vs embedding inputs?",
-                f"every-position loss: one-hot {r['8-char seq one-hot']['val_all']:.3f}, "
-                f"embedding {EMBED} {r['8-char seq']['val_all']:.3f} "
-                f"({r['8-char seq one-hot']['seconds']:.1f} s vs "
-                f"{r['8-char seq']['seconds']:.1f} s to train).", None)
-    answers.add("IRNN (ReLU, identity init) vs tanh?",
-                f"every-position loss: IRNN {r['8-char seq']['val_all']:.3f}, tanh "
-                f"{r['8-char seq tanh']['val_all']:.3f}.", None)
-    answers.add("Stateful vs stateless (the same in-order windows, LSTM)?",
-                f"every-position loss: stateful {r['LSTM stateful']['val_all']:.3f}, stateless "
-                f"{r['LSTM stateless']['val_all']:.3f}; at the last position "
-                f"{r['LSTM stateful']['val_last']:.3f} vs {r['LSTM stateless']['val_last']:.3f} "
-                f"(a stateful model's first positions see the previous window).",
-                r["LSTM stateful"]["val_all"] < r["LSTM stateless"]["val_all"])
-    answers.add("Is the gradient through softmax's full Jacobian the p - y shortcut?",
-                f"largest difference {diff:.2e} on {shape[0]} rows x {shape[1]} classes "
-                f"(float64); the Jacobian way takes {t_long * 1e3:.3f} ms, the shortcut "
-                f"{t_short * 1e3:.3f} ms (x{t_long / t_short:.0f}).",
-                diff < 1e-12 and t_long > t_short)
-    answers.add("GRU with separate vs combined weights: is it the same model?",
-                f"outputs differ by {out_diff:.2e}, gradients by {grad_diff:.2e} (float64, "
-                f"the trained GRU's weights on a validation batch).",
-                out_diff < 1e-10 and grad_diff < 1e-10)
-    answers.add("Are the combined weights faster (the lesson's claim)?",
-                f"forward + backward over a batch of {BATCH} x 8: per-gate {t_sep * 1e3:.2f} ms, "
-                f"fused {t_fused * 1e3:.2f} ms (x{t_sep / t_fused:.2f}), both stepping in Python; "
-                f"the fused layer on its default engine ({results['GRU']['model'].rnn.engine}) "
-                f"{t_engine * 1e3:.2f} ms (best of {repeats} interleaved rounds; "
-                f"a shared machine).",
-                t_fused < t_sep)
-    best = min(r, key=lambda n: r[n]["val_last"])
-    answers.add("Which model has the lowest validation loss at the last position?",
-                f"{best}: {r[best]['val_last']:.3f} nats/char; the whole table is in "
-                f"fastai_lesson6_losses.md beside the figure.", None)
+    held = all(v < uniform for v in last["3-char"])
+    L.answer("The 3-char model: how well does it predict the 4th character?",
+             f"validation loss {pm(last['3-char'])} nats/char over {P.seeds} seeds (uniform "
+             f"guessing over {len(vocab)} characters: {uniform:.3f}); "
+             f"{lessonkit.verdict(held)} (below guessing in every seed).", held)
+    held, how = lessonkit.compare(last["8-char"], last["3-char"])
+    seen = P.updates * BATCH
+    L.answer("Does the 8-char model beat the 3-char model (more context, the same tanh RNN)?",
+             f"next-character validation loss {pm(last['8-char'])} with 8 characters vs "
+             f"{pm(last['3-char'])} with 3; 8 characters are {how}; {lessonkit.verdict(held)}. "
+             f"Each saw {seen:,} windows: {seen * 8 / train.size:.2f} and "
+             f"{seen * 3 / train.size:.2f} passes over the {train.size:,} training characters.",
+             held)
+    held, how = lessonkit.compare(last["8-char seq"], last["8-char"])
+    L.answer("Returning sequences: what does a prediction at every step buy?",
+             f"at the last position (the same context as the many-to-one model) "
+             f"{pm(last['8-char seq'])} vs {pm(last['8-char'])} many-to-one after the same "
+             f"{P.updates} updates (8 targets per window instead of 1): returning sequences "
+             f"is {how}; {lessonkit.verdict(held)}. Over every position "
+             f"{pm(every['8-char seq'])} (early positions see less context).", held)
+    better = "one-hot" if np.mean(every["8-char seq one-hot"]) < np.mean(every["8-char seq"]) \
+        else f"the embedding of {EMBED}"
+    L.answer("One-hot vs embedding inputs?",
+             f"every-position loss: one-hot {pm(every['8-char seq one-hot'])}, embedding "
+             f"{EMBED} {pm(every['8-char seq'])}: {better} lower on average "
+             f"({np.mean([r['seconds'] for r in results['8-char seq one-hot']]):.1f} s vs "
+             f"{np.mean([r['seconds'] for r in results['8-char seq']]):.1f} s to train).")
+    better = "IRNN" if np.mean(every["8-char seq IRNN"]) < np.mean(every["8-char seq"]) \
+        else "tanh"
+    L.answer("IRNN (ReLU, identity init) vs tanh?",
+             f"every-position loss: IRNN {pm(every['8-char seq IRNN'])}, tanh "
+             f"{pm(every['8-char seq'])}: {better} lower on average.")
+    held, how = lessonkit.compare(every["LSTM stateful"], every["LSTM stateless"])
+    L.answer("Stateful vs stateless (the same in-order windows, LSTM)?",
+             f"every-position loss: stateful {pm(every['LSTM stateful'])}, stateless "
+             f"{pm(every['LSTM stateless'])}; at the last position {pm(last['LSTM stateful'])} "
+             f"vs {pm(last['LSTM stateless'])}. Stateful is {how}; {lessonkit.verdict(held)} "
+             f"(a stateful model's first positions see the previous window).", held)
+    held = diff < 1e-12 and t_long > t_short
+    L.answer("Is the gradient through softmax's full Jacobian the p - y shortcut?",
+             f"largest difference {diff:.2e} on {shape[0]} rows x {shape[1]} classes "
+             f"(float64); the Jacobian way takes {t_long * 1e3:.3f} ms, the shortcut "
+             f"{t_short * 1e3:.3f} ms (x{t_long / t_short:.0f}); "
+             f"{lessonkit.verdict(held)} (equal, and the shortcut faster).", held)
+    held = out_diff < 1e-10 and grad_diff < 1e-10
+    L.answer("GRU with separate vs combined weights: is it the same model?",
+             f"outputs differ by {out_diff:.2e}, gradients by {grad_diff:.2e} (float64, "
+             f"the trained GRU's weights on a validation batch); {lessonkit.verdict(held)}.",
+             held)
+    held = t_fused < t_sep
+    L.answer("Are the combined weights faster (the lesson's claim)?",
+             f"forward + backward over a batch of {BATCH} x 8: per-gate {t_sep * 1e3:.2f} ms, "
+             f"fused {t_fused * 1e3:.2f} ms (x{t_sep / t_fused:.2f}), both stepping in Python; "
+             f"the fused layer on its default engine "
+             f"({results['GRU'][0]['model'].rnn.engine}) {t_engine * 1e3:.2f} ms (best of "
+             f"{repeats} interleaved rounds; a shared machine); {lessonkit.verdict(held)}.", held)
+    best = min(last, key=lambda n: np.mean(last[n]))
+    L.answer("Which model has the lowest validation loss at the last position?",
+             f"{best}: {pm(last[best])} nats/char; the whole table is in "
+             "fastai_lesson6_losses.md beside the figure.")
 
 
 # %%
-def build_parser():
-    p = lesson_parser("fastai_lesson6.py", __doc__)
-    p.add_argument("--chars", type=int, default=0,
-                   help="characters of python-docs to use (default 150000; 12000 with --quick)")
-    p.add_argument("--updates", type=int, default=0,
-                   help="training updates per model (default 2000; 8 with --quick)")
-    return p
-
-
-if __name__ == "__main__":
-    sys.exit(run_lesson(main, __doc__, parser=build_parser()))
+L.run(main)

@@ -25,17 +25,40 @@ period after the same warm start.
 # the model continue the wave by itself? That is the **sampling loss** below: the
 # mean squared error of a free-running pass over the whole period.
 
-# %%
-import sys
-import time
+# %% [markdown]
+# ## Parameters
+#
+# Change them here in a notebook; from a terminal, ``python scripts/sine_teacher_forcing.py
+# --quick --seeds 5`` overrides them. ``None`` means the default of the mode (full or quick).
 
-from scratchrnn.core.backend import CPU
-from scratchrnn.core.errors import TrainingDiverged
-from scratchrnn.blocks.layers import RNN
-from scratchrnn.lessons import lesson_parser, run_lesson
-from scratchrnn.book.optim import make_optimizer
-from scratchrnn.blocks.regression import SequenceRegressor
-from scratchrnn.core.validation import int_at_least, positive_int
+# %% tags=["parameters"]
+quick = False       # True: tiny sizes, the whole lesson in seconds
+seeds = None        # seeds per setting (None: 3; 2 with quick)
+seed = 0            # the first seed
+steps = None        # Adam steps per run (None: 600; 40 with quick)
+hidden = None       # RNN units (None: 20; 8 with quick)
+backend = "numpy"   # numpy | cupy | auto
+out = None          # output folder (None: a new lessons-out/sine_teacher_forcing/run-N here)
+replace = False     # let ``out`` overwrite this lesson's earlier outputs there
+
+# %%
+import lessonkit
+from lessonkit import Param
+
+SPEC = {                       # the settings above: kind, full-run value, quick value
+    "steps": Param("int", 600, 40, help="Adam steps per run"),
+    "hidden": Param("int", 20, 8, help="units of the RNN"),
+}
+L = lessonkit.start("sine_teacher_forcing", globals(), SPEC)
+
+# %%
+import time  # noqa: E402
+
+from scratchrnn.core.backend import CPU  # noqa: E402
+from scratchrnn.core.errors import TrainingDiverged  # noqa: E402
+from scratchrnn.blocks.layers import RNN  # noqa: E402
+from scratchrnn.book.optim import make_optimizer  # noqa: E402
+from scratchrnn.blocks.regression import SequenceRegressor  # noqa: E402
 
 np = CPU.xp            # host arrays: the data and the figures
 
@@ -154,13 +177,10 @@ def run_all(wave, n_seeds, first_seed, steps, hidden, lr, batch, backend):
 # of each setting over the seeds.
 
 # %%
-def plot_predictions(wave, results, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_predictions(wave, results):
     labels = list(results)
-    fig, axes = plt.subplots(2, 4, figsize=(15, 6.4), sharex=True, sharey=True)
+    fig = lessonkit.new_figure(15, 6.4)
+    axes = fig.subplots(2, 4, sharex=True, sharey=True)
     t = np.arange(1, wave.size)
     for ax, label in zip(axes.ravel(), labels):
         run = results[label][0]
@@ -178,8 +198,7 @@ def plot_predictions(wave, results, path):
     fig.suptitle("TF = teacher forcing, FR = free running, k = warm start, U = unroll "
                  f"(seed {results[labels[0]][0]['seed']})")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return L.figure(fig, "predictions")
 
 
 def geometric_mean(values, axis=None):
@@ -187,116 +206,121 @@ def geometric_mean(values, axis=None):
     return np.exp(np.mean(np.log(values), axis=axis))
 
 
-def plot_sampling_losses(results, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_sampling_losses(results):
     labels = list(results)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.2))
+    fig = lessonkit.new_figure(13, 4.2)
+    ax1, ax2 = fig.subplots(1, 2)
     for i, label in enumerate(labels):
         vals = np.array([r["sampling"] for r in results[label]])
-        shown = np.where(np.isfinite(vals), vals, 10.0)
-        ax1.bar(i, geometric_mean(shown), color="tab:blue" if "TF" in label
-                else "tab:orange", alpha=0.6)
-        ax1.scatter(np.full(vals.size, i), shown, c="k", s=12, zorder=3)
+        shown = np.log10(np.maximum(np.where(np.isfinite(vals), vals, 10.0), 1e-12))
+        m, sd = shown.mean(), shown.std(ddof=1) if shown.size > 1 else 0.0
+        ax1.bar(i, 10 ** m, color="tab:blue" if "TF" in label else "tab:orange", alpha=0.6)
+        ax1.errorbar(i, 10 ** m, yerr=[[10 ** m - 10 ** (m - sd)], [10 ** (m + sd) - 10 ** m]],
+                     c="k", capsize=4, lw=1)
+        ax1.scatter(np.full(vals.size, i), 10 ** shown, c="k", s=12, zorder=3)
         hist = [r["history"] for r in results[label] if r["history"]]
         if hist:
-            steps = [h[0] for h in hist[0]]
-            curve = geometric_mean([[max(h[2], 1e-12) for h in hh] for hh in hist], axis=0)
-            ax2.plot(steps, curve, label=label, ls="-" if "TF" in label else "--")
+            n = min(len(hh) for hh in hist)
+            steps = [h[0] for h in hist[0][:n]]
+            logs = [[np.log10(max(h[2], 1e-12)) for h in hh[:n]] for hh in hist]
+            m_c = np.mean(logs, axis=0)
+            s_c = np.std(logs, axis=0, ddof=1) if len(logs) > 1 else np.zeros_like(m_c)
+            line, = ax2.plot(steps, 10 ** m_c, label=label, ls="-" if "TF" in label else "--")
+            ax2.fill_between(steps, 10 ** (m_c - s_c), 10 ** (m_c + s_c), alpha=0.12,
+                             color=line.get_color(), lw=0)
     ax1.set_xticks(range(len(labels)))
     ax1.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
     ax1.set_yscale("log")
-    ax1.set_ylabel("sampling MSE (bar: geometric mean; dots: seeds)")
+    ax1.set_ylabel("sampling MSE (bar: geometric mean,\nwhisker: × geometric sd; dots: seeds)")
     ax2.set_yscale("log")
     ax2.set_xlabel("training step")
-    ax2.set_ylabel("sampling MSE (geometric mean over seeds)")
+    ax2.set_ylabel("sampling MSE (geometric mean ± sd over seeds)")
     ax2.legend(fontsize=7, ncol=2)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return L.figure(fig, "sampling_loss")
 
 
 # %% [markdown]
 # ## Run it, and the questions
 
 # %%
-def main(args, backend, answers):
-    n_seeds = positive_int("--seeds", args.seeds) if args.seeds else (1 if args.quick else 3)
-    steps = positive_int("--steps", args.steps) if args.steps else (40 if args.quick else 600)
-    if not args.quick:
-        int_at_least("--seeds", n_seeds, 3)
+def log_sampling(results, label):
+    """log10 sampling MSE per seed of one setting (a diverged run counts as 10)."""
+    return [float(np.log10(max(r["sampling"] if np.isfinite(r["sampling"]) else 10.0, 1e-12)))
+            for r in results[label]]
+
+
+def main(L):
+    P = L.P
     wave = sine_wave()
     t0 = time.perf_counter()
-    results = run_all(wave, n_seeds, args.seed, steps, hidden=8 if args.quick else 20,
-                      lr=1e-2, batch=8, backend=backend)
-    print(f"trained {len(results)} settings x {n_seeds} seeds, {steps} steps each, "
+    results = run_all(wave, P.seeds, P.seed, P.steps, hidden=P.hidden, lr=1e-2, batch=8,
+                      backend=L.backend)
+    print(f"trained {len(results)} settings x {P.seeds} seeds, {P.steps} steps each, "
           f"in {time.perf_counter() - t0:.1f} s")
-    plot_predictions(wave, results, f"{args.out}/sine_predictions.png")
-    plot_sampling_losses(results, f"{args.out}/sine_sampling_loss.png")
+    plot_predictions(wave, results)
+    plot_sampling_losses(results)
 
-    gm = {label: float(geometric_mean([max(r["sampling"], 1e-12) for r in runs]))
-          for label, runs in results.items()}
-    med = {label: float(np.median([r["sampling"] for r in runs]))
-           for label, runs in results.items()}
-    line = "; ".join(f"{k} {v:.3g}" for k, v in med.items())
-    print("median sampling MSE per setting: " + line)
+    logs = {label: log_sampling(results, label) for label in results}
+    gm = {label: float(10 ** np.mean(v)) for label, v in logs.items()}
+    line = "; ".join(f"{k} {lessonkit.pm(v, 2)}" for k, v in logs.items())
+    print("log10 sampling MSE per setting (mean ± sd over seeds): " + line)
 
-    tf = [gm[k] for k in gm if k.startswith("TF")]
-    fr = [gm[k] for k in gm if k.startswith("FR")]
-    answers.add("Teacher forcing or learning on its own samples: which generates better?",
-                f"median sampling MSE per setting over {n_seeds} seeds: {line}. Geometric mean "
-                f"over the four settings each: teacher forcing {geometric_mean(tf):.3g}, "
-                f"free running {geometric_mean(fr):.3g} (the notebook: teacher forcing "
-                f"trains better, free running is much harder).",
-                bool(geometric_mean(tf) < geometric_mean(fr)))
+    per_seed = lambda prefix: list(np.mean([logs[k] for k in logs if k.startswith(prefix)],
+                                           axis=0))
+    tf, fr = per_seed("TF"), per_seed("FR")
+    held, how = lessonkit.compare(tf, fr)
+    L.answer("Teacher forcing or learning on its own samples: which generates better?",
+             f"log10 sampling MSE, mean ± sd over {P.seeds} seeds: {line}. Averaged over the "
+             f"four settings of each: teacher forcing {lessonkit.pm(tf, 2)}, free running "
+             f"{lessonkit.pm(fr, 2)}; teacher forcing is {how} (decades); "
+             f"{lessonkit.verdict(held)} (the notebook: teacher forcing trains better, free "
+             "running is much harder).", held)
     final = {label: float(np.median([r["history"][-1][1] for r in runs if r["history"]] or
                                     [float("inf")])) for label, runs in results.items()}
-    answers.add("What should the surrogate be: is the training loss a good guide to generation?",
-                "median final training loss vs sampling MSE: " + "; ".join(
-                    f"{k} {final[k]:.3g} vs {med[k]:.3g}" for k in results)
-                + ". Teacher-forced training losses are one-step errors; only the sampling "
-                "loss measures what generation needs.", None)
-    whole = "U=all"
-    hard, easy = gm[f"FR k=2 {whole}"], gm["FR k=10 U=30"]
-    answers.add("Does free running with warm start 2 on the whole sequence break training "
-                "(the notebook's expectation)?",
-                f"its sampling MSE (geometric mean over seeds) is {hard:.3g} against "
-                f"{easy:.3g} for free running with k=10, U=30 and "
-                f"{gm['TF k=2 U=all']:.3g} for teacher forcing with k=2 on the whole sequence.",
-                hard > max(easy, gm["TF k=2 U=all"]))
-    k_effect = {m: (gm[f"{m} k=2 U=30"] * gm[f"{m} k=2 {whole}"]) ** 0.5 /
-                (gm[f"{m} k=10 U=30"] * gm[f"{m} k=10 {whole}"]) ** 0.5 for m in ("TF", "FR")}
-    answers.add("How does the warm start affect the result?",
-                f"sampling MSE with k=2 divided by that with k=10 (geometric mean over unrolls "
-                f"and seeds): teacher forcing x{k_effect['TF']:.3g}, free running "
-                f"x{k_effect['FR']:.3g}; more given values help when the ratio is above 1.",
-                k_effect["TF"] > 1 and k_effect["FR"] > 1)
-    u_effect = {m: (gm[f"{m} k=2 U=30"] * gm[f"{m} k=10 U=30"]) ** 0.5 /
-                (gm[f"{m} k=2 {whole}"] * gm[f"{m} k=10 {whole}"]) ** 0.5 for m in ("TF", "FR")}
-    answers.add("Unroll 30 vs the whole sequence (the structure longer than the unroll)?",
-                f"sampling MSE with U=30 divided by that with the whole period: teacher forcing "
-                f"x{u_effect['TF']:.3g}, free running x{u_effect['FR']:.3g} (above 1: the "
-                f"short unroll, which never sees a whole period, generates worse).", None)
-    spread = {k: max(r["sampling"] for r in v) / max(min(r["sampling"] for r in v), 1e-12)
-              for k, v in results.items()}
-    answers.add("Does the seed matter (the notebook's 'run it several times')?",
-                "largest/smallest sampling MSE over seeds per setting: "
-                + "; ".join(f"{k} x{v:.3g}" for k, v in spread.items()) + ".", None)
+    names = list(results)
+    rank = lambda v: np.argsort(np.argsort(v))
+    rho = float(np.corrcoef(rank([final[k] for k in names]), rank([gm[k] for k in names]))[0, 1])
+    best_train, best_gen = min(names, key=final.get), min(names, key=gm.get)
+    L.answer("What should the surrogate be: is the training loss a good guide to generation?",
+             "median final training loss vs geometric-mean sampling MSE: " + "; ".join(
+                 f"{k} {final[k]:.3g} vs {gm[k]:.3g}" for k in names)
+             + f". Rank correlation between the two over the {len(names)} settings: "
+             f"{rho:+.2f}; the lowest training loss is {best_train}'s, the best generation "
+             + ("the same setting's." if best_train == best_gen else f"{best_gen}'s.")
+             + " (A teacher-forced training loss is a one-step error; the sampling loss is "
+             "what generation needs.)")
+    hard = logs["FR k=2 U=all"]
+    others = list(np.maximum(logs["FR k=10 U=30"], logs["TF k=2 U=all"]))
+    held, how = lessonkit.compare(others, hard)
+    L.answer("Does free running with warm start 2 on the whole sequence break training "
+             "(the notebook's expectation)?",
+             f"log10 sampling MSE {lessonkit.pm(hard, 2)}, against "
+             f"{lessonkit.pm(logs['FR k=10 U=30'], 2)} for free running with k=10, U=30 and "
+             f"{lessonkit.pm(logs['TF k=2 U=all'], 2)} for teacher forcing with k=2 on the "
+             f"whole sequence; the worse of those two is {how}; "
+             f"{lessonkit.verdict(held)}.", held)
+    effect = {m: list(np.mean([np.subtract(logs[f"{m} k=2 {u}"], logs[f"{m} k=10 {u}"])
+                              for u in ("U=30", "U=all")], axis=0)) for m in ("TF", "FR")}
+    held = all(np.mean(v) > 0 for v in effect.values())
+    L.answer("How does the warm start affect the result?",
+             f"log10(sampling MSE with k=2 / with k=10), averaged over the two unrolls: "
+             f"teacher forcing {lessonkit.pm(effect['TF'], 2)}, free running "
+             f"{lessonkit.pm(effect['FR'], 2)} (above 0: more given values help); "
+             f"{lessonkit.verdict(held)}.", held)
+    u_effect = {m: list(np.mean([np.subtract(logs[f"{m} {k} U=30"], logs[f"{m} {k} U=all"])
+                                for k in ("k=2", "k=10")], axis=0)) for m in ("TF", "FR")}
+    L.answer("Unroll 30 vs the whole sequence (the structure longer than the unroll)?",
+             f"log10(sampling MSE with U=30 / with the whole period): teacher forcing "
+             f"{lessonkit.pm(u_effect['TF'], 2)}, free running {lessonkit.pm(u_effect['FR'], 2)} "
+             "(above 0: the short unroll, which never sees a whole period, generates worse).")
+    spread = {k: float(max(v) - min(v)) for k, v in logs.items()}
+    L.answer("Does the seed matter (the notebook's 'run it several times')?",
+             "decades between the best and the worst seed per setting: "
+             + "; ".join(f"{k} {v:.2f}" for k, v in spread.items()) + ".")
 
 
 # %%
-def build_parser():
-    p = lesson_parser("sine_teacher_forcing.py", __doc__)
-    p.add_argument("--seeds", type=int, default=0,
-                   help="seeds per setting (>= 3 in a full run; default 3, 1 with --quick)")
-    p.add_argument("--steps", type=int, default=0,
-                   help="training steps per run (default 600; 40 with --quick)")
-    return p
-
-
-if __name__ == "__main__":
-    sys.exit(run_lesson(main, __doc__, parser=build_parser()))
+L.run(main)

@@ -21,17 +21,40 @@ trained with and without gradient-norm clipping.
 # ``scratchrnn.analysis.gradient_flow`` computes it by running the cell's hand-written
 # backward step for the state only, from H probe vectors at once.
 
-# %%
-import sys
-import time
+# %% [markdown]
+# ## Parameters
+#
+# Change them here in a notebook; from a terminal, ``python scripts/vanishing_gradients.py
+# --quick --seeds 5`` overrides them. ``None`` means the default of the mode (full or quick).
 
-from scratchrnn.analysis.gradient_flow import FORGET_BIASES, decay_rate, layer_flow
-from scratchrnn.analysis.plots import gradient_flow_plot
-from scratchrnn.core.backend import CPU
-from scratchrnn.blocks.layers import GRU, LSTM, RNN
-from scratchrnn.lessons import run_lesson
-from scratchrnn.book.optim import clip_grad_norm, global_grad_norm, make_optimizer
-from scratchrnn.blocks.regression import SequenceRegressor
+# %% tags=["parameters"]
+quick = False       # True: tiny sizes, the whole lesson in seconds
+seeds = None        # seeds per cell (None: 3; 2 with quick)
+seed = 0            # the first seed
+steps = None        # time steps back over which the Jacobians are measured (None: 100; 20)
+updates = None      # SGD updates of each clipping run (None: 300; 30)
+backend = "numpy"   # numpy | cupy | auto
+out = None          # output folder (None: a new lessons-out/vanishing_gradients/run-N here)
+replace = False     # let ``out`` overwrite this lesson's earlier outputs there
+
+# %%
+import lessonkit
+from lessonkit import Param
+
+SPEC = {                       # the settings above: kind, full-run value, quick value
+    "steps": Param("int", 100, 20, low=10, help="time steps of the Jacobian measurement"),
+    "updates": Param("int", 300, 30, low=10, help="SGD updates of each clipping run"),
+}
+L = lessonkit.start("vanishing_gradients", globals(), SPEC)
+
+# %%
+import time  # noqa: E402
+
+from scratchrnn.analysis.gradient_flow import FORGET_BIASES, decay_rate, layer_flow  # noqa: E402
+from scratchrnn.core.backend import CPU  # noqa: E402
+from scratchrnn.blocks.layers import GRU, LSTM, RNN  # noqa: E402
+from scratchrnn.book.optim import clip_grad_norm, global_grad_norm, make_optimizer  # noqa: E402
+from scratchrnn.blocks.regression import SequenceRegressor  # noqa: E402
 
 np = CPU.xp            # host arrays: inputs, results and figures
 
@@ -75,6 +98,23 @@ def measure_flow(cells, steps, batch, seed, backend):
             for label, (layer, _) in cells.items()}
 
 
+def plot_flow(curves, at, path_suffix):
+    """Mean over seeds of log10 ‖∂state_N/∂state_{N-d}‖ per cell, ± one sd as a band."""
+    fig = lessonkit.new_figure(8.0, 4.6)
+    ax = fig.subplots()
+    for label, runs in curves.items():
+        logs = np.log10(np.maximum(np.asarray(runs), 1e-300))
+        lessonkit.band(ax, np.arange(logs.shape[1]), logs, label, lw=1.3)
+    ax.axvline(at, c="0.5", ls=":", lw=1)
+    ax.set_xlabel("distance N - t (steps)")
+    ax.set_ylabel("log10 ‖∂h_N/∂h_t‖  (LSTM: ‖∂c_N/∂c_t‖)")
+    ax.set_title("how much gradient survives going back in time (untrained cells)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return L.figure(fig, path_suffix)
+
+
 # %% [markdown]
 # ## Gradient clipping
 #
@@ -83,7 +123,8 @@ def measure_flow(cells, steps, batch, seed, backend):
 # keeps its direction and bounds the step at ``lr * max_norm``. The task: a tanh RNN
 # (32 units, recurrent gain 2) reads N(0, 1) noise and must output the value it read
 # two steps earlier; 60 steps per sequence, plain SGD, learning rate 0.1, with and
-# without clipping at norm 1, from several seeds.
+# without clipping at norm 1, from several seeds. Each method gets its own row of
+# panels, so the clipped runs are not squashed under the unclipped ones' scale.
 
 # %%
 def echo_batch(rng, steps, batch, delay):
@@ -126,110 +167,123 @@ def train_echo(max_norm, seed, updates, backend, hidden=32, gain=2.0, lr=0.1, st
     return dict(loss=np.array(losses), norm=np.array(norms), move=np.array(moves))
 
 
-def plot_clipping(runs, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+def plot_clipping(runs, suffix):
+    """One row per method (its own log scale): loss, gradient norm, step size per seed."""
+    fig = lessonkit.new_figure(14.0, 6.6)
+    axes = fig.subplots(len(runs), 3, squeeze=False)
     colours = {"no clipping": "tab:red", "clip_grad_norm 1": "tab:blue"}
-    for label, seeds in runs.items():
+    for row, (label, seeds) in zip(axes, runs.items()):
         for i, r in enumerate(seeds):
-            kw = dict(c=colours[label], lw=0.9, alpha=0.7, label=label if i == 0 else None)
-            axes[0].plot(r["loss"], **kw)
-            axes[1].plot(r["norm"], **kw)
-            axes[2].plot(r["move"], **kw)
-    for ax, name in zip(axes, ("training loss (MSE)", "gradient norm before clipping",
-                               "step size ‖Δθ‖ = lr × applied norm")):
-        ax.set_yscale("log")
+            kw = dict(c=colours[label], lw=0.9, alpha=0.4 + 0.6 / (i + 1), label=f"seed {i}")
+            row[0].plot(r["loss"], **kw)
+            row[1].plot(r["norm"], **kw)
+            row[2].plot(r["move"], **kw)
+        for ax, name in zip(row, ("training loss (MSE)", "gradient norm before clipping",
+                                  "step size ‖Δθ‖ = lr × applied norm")):
+            ax.set_yscale("log")
+            ax.set_title(f"{label}: {name}", fontsize=9)
+            ax.grid(alpha=0.3, which="both")
+        row[0].axhline(1.0, c="0.4", ls=":", lw=1)        # the target's variance
+        row[0].legend(fontsize=7)
+    for ax in axes[-1]:
         ax.set_xlabel("update")
-        ax.set_title(name, fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return L.figure(fig, suffix)
 
 
 # %% [markdown]
 # ## Run it, and the questions
+#
+# Every number below is a mean ± standard deviation over the seeds (the weights and the
+# random input change with the seed).
 
 # %%
-def main(args, backend, answers):
-    steps = 20 if args.quick else 100
-    t0 = time.perf_counter()
+def main(L):
+    P, backend = L.P, L.backend
+    steps, at = P.steps, min(P.steps, 50)
     gain = 3.0
-    cells = the_cells(backend, args.seed, gain)
-    flows = measure_flow(cells, steps, 4 if args.quick else 16, args.seed, backend)
-    curves = {label: (np.arange(flows[label][which].size), flows[label][which])
-              for label, (_, which) in cells.items()}
-    gradient_flow_plot(curves, f"{args.out}/vanishing_gradients.png",
-                       xlabel="distance N - t (steps)",
-                       ylabel="‖∂h_N/∂h_t‖  (LSTM: ‖∂c_N/∂c_t‖)")
-    rates = {label: decay_rate(curves[label][1]) for label in curves}
-    at = min(steps, 50)
-    for label in curves:
-        print(f"{label:22s} rate per step {rates[label]:.3f}   norm at N-t={at}: "
-              f"{curves[label][1][at]:.3g}")
-    print(f"Jacobian norms in {time.perf_counter() - t0:.1f} s")
+    norms = {}                                     # label -> [seed] (steps+1,) norms
+    for s in L.seeds:
+        cells = the_cells(backend, s, gain)
+        flows = measure_flow(cells, steps, 4 if P.quick else 16, s, backend)
+        for label, (_, which) in cells.items():
+            norms.setdefault(label, []).append(flows[label][which])
+        lstm_h10 = flows["LSTM fb=+10"]["h"]
+        norms.setdefault("LSTM fb=+10 (through h)", []).append(lstm_h10)
+    plot_flow({k: v for k, v in norms.items() if "through h" not in k}, at, "jacobians")
+    rates = {label: [decay_rate(n) for n in runs] for label, runs in norms.items()}
+    at_d = {label: [float(n[at]) for n in runs] for label, runs in norms.items()}
+    for label in norms:
+        print(f"{label:26s} rate per step {lessonkit.pm(rates[label])}   norm at N-t={at}: "
+              f"{np.mean(at_d[label]):.3g}")
 
-    decaying = [k for k, r in rates.items() if r < 0.99]
-    flat = [k for k, r in rates.items() if 0.99 <= r <= 1.01]
-    exploding = [k for k, r in rates.items() if r > 1.01]
-    answers.add("Which cells' gradients decay and which explode (untrained, random input)?",
-                f"fitted rate per step over {steps} steps: " + "; ".join(
-                    f"{k} {r:.3f}" for k, r in rates.items())
-                + f". Decay (<0.99): {', '.join(decaying) or 'none'}; about flat: "
-                f"{', '.join(flat) or 'none'}; grow (>1.01): {', '.join(exploding) or 'none'}.",
-                None)
-    lstm_h10 = flows["LSTM fb=+10"]
-    answers.add("Is the LSTM by construction free of exploding gradients?",
-                f"no: with forget bias +10 ‖∂c_N/∂c_t‖ grows by {rates['LSTM fb=+10']:.3f} per "
-                f"step, reaching {lstm_h10['c'][at]:.3g} at distance {at} "
-                f"(‖∂h_N/∂h_t‖ through h alone: {lstm_h10['h'][at]:.3g}).",
-                rates["LSTM fb=+10"] > 1.0)
+    mean_rate = {k: float(np.mean(v)) for k, v in rates.items() if "through h" not in k}
+    decaying = [k for k, r in mean_rate.items() if r < 0.99]
+    flat = [k for k, r in mean_rate.items() if 0.99 <= r <= 1.01]
+    exploding = [k for k, r in mean_rate.items() if r > 1.01]
+    L.answer("Which cells' gradients decay and which explode (untrained, random input)?",
+             f"fitted rate per step over {steps} steps, {P.seeds} seeds: " + "; ".join(
+                 f"{k} {lessonkit.pm(rates[k])}" for k in mean_rate)
+             + f". Decay (<0.99): {', '.join(decaying) or 'none'}; about flat: "
+             f"{', '.join(flat) or 'none'}; grow (>1.01): {', '.join(exploding) or 'none'}.")
+
+    log_at = {k: np.log10(np.maximum(v, 1e-300)) for k, v in at_d.items()}
+    held, how = lessonkit.compare(log_at["LSTM fb=+0"], log_at["RNN"], lower_is_better=False)
+    L.answer("Does the LSTM's gradient survive longer than the vanilla RNN's (default init)?",
+             f"log10 of the norm at distance {at}: LSTM (cell state, forget bias 0) "
+             f"{lessonkit.pm(log_at['LSTM fb=+0'], 1)}, RNN {lessonkit.pm(log_at['RNN'], 1)}, "
+             f"GRU {lessonkit.pm(log_at['GRU'], 1)}; the LSTM is {how} (decades); "
+             f"{lessonkit.verdict(held)}.", held)
+
+    h10 = "LSTM fb=+10"
+    grows = all(r > 1.0 for r in rates[h10])
+    L.answer("Is the LSTM by construction free of exploding gradients?",
+             f"{'no' if grows else 'here it did not explode'}: with forget bias +10 "
+             f"‖∂c_N/∂c_t‖ changes by a factor {lessonkit.pm(rates[h10])} per step, "
+             f"reaching {np.mean(at_d[h10]):.3g} at distance {at} (‖∂h_N/∂h_t‖ through h "
+             f"alone: {np.mean(at_d[h10 + ' (through h)']):.3g}); "
+             f"{lessonkit.verdict(grows)} (a rate above 1 in every seed).", grows)
+
     order = [f"LSTM fb={b:+g}" for b in sorted(FORGET_BIASES)]
-    answers.add("Does the initialisation (here the forget-gate bias) matter a lot?",
-                "norm at distance " + str(at) + " by forget bias: " + "; ".join(
-                    f"{k.split('=')[1]} {curves[k][1][at]:.3g}" for k in order)
-                + ". A larger bias keeps more gradient (the norms rise with the bias).",
-                all(curves[a][1][at] < curves[b][1][at] for a, b in zip(order, order[1:])))
-    answers.add("Does a plain RNN vanish and a large-weight RNN explode?",
-                f"default init: rate {rates['RNN']:.3f} per step, norm {curves['RNN'][1][at]:.3g} "
-                f"at distance {at}; recurrent gain {gain:g}: rate "
-                f"{rates[f'RNN W_h gain {gain:g}']:.3f}, norm "
-                f"{curves[f'RNN W_h gain {gain:g}'][1][at]:.3g}.",
-                rates["RNN"] < 1.0 < rates[f"RNN W_h gain {gain:g}"])
+    rising = all(np.mean(log_at[a]) < np.mean(log_at[b]) for a, b in zip(order, order[1:]))
+    L.answer("Does the initialisation (here the forget-gate bias) matter a lot?",
+             f"log10 norm at distance {at} by forget bias: " + "; ".join(
+                 f"{k.split('=')[1]} {lessonkit.pm(log_at[k], 1)}" for k in order)
+             + (". The norms rise with the bias at every step of it: "
+                if rising else ". The norms do not rise with the bias at every step: ")
+             + f"{lessonkit.verdict(rising)}.", rising)
+
+    big = f"RNN W_h gain {gain:g}"
+    both = all(r < 1.0 for r in rates["RNN"]) and all(r > 1.0 for r in rates[big])
+    L.answer("Does a plain RNN vanish and a large-weight RNN explode?",
+             f"default init: rate {lessonkit.pm(rates['RNN'])} per step, norm "
+             f"{np.mean(at_d['RNN']):.3g} at distance {at}; recurrent gain {gain:g}: rate "
+             f"{lessonkit.pm(rates[big])}, norm {np.mean(at_d[big]):.3g}; "
+             f"{lessonkit.verdict(both)} (in every seed).", both)
 
     # ---- clipping
-    updates = 30 if args.quick else 300
-    n_seeds = 1 if args.quick else 3
     t0 = time.perf_counter()
-    runs = {label: [train_echo(max_norm, args.seed + s, updates, backend)
-                    for s in range(n_seeds)]
+    runs = {label: [train_echo(max_norm, s, P.updates, backend) for s in L.seeds]
             for label, max_norm in (("no clipping", None), ("clip_grad_norm 1", 1.0))}
-    plot_clipping(runs, f"{args.out}/gradient_clipping.png")
+    plot_clipping(runs, "clipping")
     print(f"clipping runs in {time.perf_counter() - t0:.1f} s")
-
-    def summary(r):
-        done = r["loss"].size
-        tail = r["loss"][-50:].mean() if done else float("nan")
-        return (f"{done}/{updates} updates finite, last-50 mean loss {tail:.3g}, "
-                f"max gradient norm {r['norm'].max():.3g}, max step {r['move'].max():.3g}")
-
-    lines = []
-    for label, seeds in runs.items():
-        for s, r in enumerate(seeds):
-            lines.append(f"{label}, seed {args.seed + s}: {summary(r)}")
-            print(lines[-1])
-    tail = {label: [r["loss"][-50:].mean() if r["loss"].size == updates else float("inf")
+    tail = max(5, P.updates // 6)
+    last = {label: [float(r["loss"][-tail:].mean()) if r["loss"].size == P.updates
+                    else float("inf") for r in seeds] for label, seeds in runs.items()}
+    peak = {label: [float(r["norm"].max()) if r["norm"].size else float("nan")
                     for r in seeds] for label, seeds in runs.items()}
-    answers.add("What does gradient clipping do to a model whose gradient norm explodes?",
-                " | ".join(lines) + ". The target's variance is about 1.",
-                all(c < 1.0 and c < u for c, u in zip(tail["clip_grad_norm 1"],
-                                                        tail["no clipping"])))
+    done = {label: sum(r["loss"].size == P.updates for r in seeds) for label, seeds in runs.items()}
+    held, how = lessonkit.compare(last["clip_grad_norm 1"], last["no clipping"])
+    held = held and all(v < 1.0 for v in last["clip_grad_norm 1"])
+    L.answer("What does gradient clipping do to a model whose gradient norm explodes?",
+             f"mean loss over the last {tail} of {P.updates} updates: clipped "
+             f"{lessonkit.pm(last['clip_grad_norm 1'])}, unclipped "
+             f"{lessonkit.pm(last['no clipping'])} (the target's variance is about 1; "
+             f"finished without overflow: {done['clip_grad_norm 1']} and {done['no clipping']} "
+             f"of {P.seeds} seeds); largest gradient norm before clipping "
+             f"{max(peak['clip_grad_norm 1']):.3g} vs {max(peak['no clipping']):.3g}. Clipping is "
+             f"{how}; {lessonkit.verdict(held)} (clipped below 1 and ahead in every seed).", held)
 
 
 # %%
-if __name__ == "__main__":
-    sys.exit(run_lesson(main, __doc__))
+L.run(main)

@@ -37,28 +37,51 @@ validation losses per token and per word, and the greedy samples side by side.
 # Windows of 32 tokens in 32 parallel streams, the state carried from one window to the
 # next (truncated BPTT; the carried state is a constant, no gradient crosses windows).
 
+# %% [markdown]
+# ## Parameters
+#
+# Change them here in a notebook; from a terminal, ``python scripts/word_lm_attention.py
+# --quick --steps 100`` overrides them. ``None`` means the default of the mode.
+
+# %% tags=["parameters"]
+quick = False       # True: tiny sizes, the whole lesson in seconds
+seeds = None        # seeds per model (None: 3; 2 with quick)
+seed = 0            # the first seed
+steps = None        # RMSProp updates per model (None: 600; 6 with quick)
+hidden = None       # LSTM units (None: 96; 16 with quick)
+vocab_size = None   # the most frequent tokens kept (None: 1500; 300 with quick)
+attn_length = 4     # K, how many past outputs the attention reads
+lr = 1e-3           # RMSProp learning rate of every model
+backend = "numpy"   # numpy | cupy | auto
+out = None          # output folder (None: a new lessons-out/word_lm_attention/run-N here)
+replace = False     # let ``out`` overwrite this lesson's earlier outputs there
+
 # %%
-import os
+import lessonkit
+from lessonkit import Param
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")     # one thread: CPU seconds = compute used
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+SPEC = {                       # the settings above: kind, full-run value, quick value
+    "steps": Param("int", 600, 6, help="RMSProp updates per model"),
+    "hidden": Param("int", 96, 16, help="LSTM units of every layer"),
+    "vocab_size": Param("int", 1500, 300, low=10, help="vocabulary size (most frequent tokens)"),
+    "attn_length": Param("int", 4, help="K, how many past outputs the attention reads"),
+    "lr": Param("float", 1e-3, low=0, help="RMSProp learning rate"),
+}
+L = lessonkit.start("word_lm_attention", globals(), SPEC)
 
-import re                                              # noqa: E402
-import sys                                             # noqa: E402
-import textwrap                                        # noqa: E402
-import time                                            # noqa: E402
+# %%
+import re  # noqa: E402
+import textwrap  # noqa: E402
+import time  # noqa: E402
 
-from scratchrnn.analysis.plots import new_figure, save_png    # noqa: E402
-from scratchrnn.core.backend import CPU                     # noqa: E402
-from scratchrnn.book.batching import BatchStream, split_ids        # noqa: E402
-from scratchrnn.lm.corpora import load_corpus             # noqa: E402
-from scratchrnn.core.errors import TrainingDiverged         # noqa: E402
-from scratchrnn.lessons import lesson_parser, run_lesson      # noqa: E402
-from scratchrnn.book.optim import clip_grad_norm, make_optimizer   # noqa: E402
-from scratchrnn.lm.sample import choose_next              # noqa: E402
-from scratchrnn.blocks.sequence_model import SequenceModel    # noqa: E402
-from scratchrnn.core.validation import positive_float, positive_int         # noqa: E402
-from scratchrnn.lm.vocab import Vocab                     # noqa: E402
+from scratchrnn.core.backend import CPU  # noqa: E402
+from scratchrnn.book.batching import BatchStream, split_ids  # noqa: E402
+from scratchrnn.lm.corpora import load_corpus  # noqa: E402
+from scratchrnn.core.errors import TrainingDiverged  # noqa: E402
+from scratchrnn.book.optim import clip_grad_norm, make_optimizer  # noqa: E402
+from scratchrnn.lm.sample import choose_next  # noqa: E402
+from scratchrnn.blocks.sequence_model import SequenceModel  # noqa: E402
+from scratchrnn.lm.vocab import Vocab  # noqa: E402
 
 np = CPU.xp            # host arrays: results and figures
 
@@ -136,7 +159,7 @@ def score(model, val_ids, is_word, backend):
 
 
 def greedy(model, vocab, prime, length, backend):
-    """``length`` tokens after ``prime``, each the argmax of the model's prediction."""
+    """The ``length`` token ids after ``prime``, each the argmax of the model's prediction."""
     model.eval()
     ids = backend.asarray(vocab.encode(prime).reshape(-1, 1))
     logits, state = model.forward(ids)
@@ -148,12 +171,15 @@ def greedy(model, vocab, prime, length, backend):
         out.append(token)
         logits, state = model.forward(backend.asarray([[token]]), state)
     model.train()
-    return vocab.decode(out)
+    return out
 
 
-def distinct_word_share(text):
-    """Distinct words / words of a sample: low when greedy decoding loops."""
-    words = re.findall(r"\w+", text)
+def distinct_word_share(ids, is_word):
+    """Distinct word tokens / word tokens of a sample (token ids, not decoded text, so a
+    run of tokens that decodes to one glued word still counts as many): low when greedy
+    decoding loops. A sample without a single word token (only spaces and punctuation)
+    is scored over all its tokens instead."""
+    words = [i for i in ids if is_word[i]] or list(ids)
     return len(set(words)) / len(words) if words else float("nan")
 
 
@@ -179,13 +205,13 @@ def run_all(models, train_ids, val_ids, is_word, vocab, steps, lr, seed, backend
     every = max(1, steps // 8)
     for name, model in models.items():
         curve = [(0, float("nan"), *score(model, val_ids, is_word, backend))]
-        cpu = 0.0                   # the CPU seconds so far, as of the last evaluation
-        for step, train_loss, cpu_so_far in train(model, train_ids, steps, lr, seed, backend, every):
+        cpu = 0.0
+        for step, train_loss, cpu in train(model, train_ids, steps, lr, seed, backend, every):
             curve.append((step, train_loss, *score(model, val_ids, is_word, backend)))
-            cpu = cpu_so_far
-        sample = greedy(model, vocab, PRIME, gen_len, backend)
+        ids = greedy(model, vocab, PRIME, gen_len, backend)
         params = int(sum(p.size for p in model.params.values()))
-        results[name] = dict(curve=curve, cpu=cpu, params=params, sample=sample)
+        results[name] = dict(curve=curve, cpu=cpu, params=params, ids=ids, seed=seed,
+                             sample=vocab.decode(ids))
         print(f"{name:30s} {params:>9,} params  {cpu:6.1f} CPU s  val {curve[-1][2]:.3f} "
               f"nats/token, {curve[-1][3]:.3f} nats/word", flush=True)
     return results
@@ -195,111 +221,112 @@ def run_all(models, train_ids, val_ids, is_word, vocab, steps, lr, seed, backend
 # ## The figure: losses and greedy samples side by side
 
 # %%
-def plot(results, steps, path):
+def plot(results, steps):
+    """results: name -> list over seeds. Val loss per word (mean ± sd) and the first
+    seed's greedy samples."""
     names = list(results)
-    fig = new_figure(13.0, 5.0)
+    fig = lessonkit.new_figure(13.0, 5.0)
     grid = fig.add_gridspec(len(names), 2, width_ratios=(1.0, 1.3))
     ax = fig.add_subplot(grid[:, 0])
     for name in names:
-        c = np.array(results[name]["curve"])
-        ax.plot(c[1:, 0], c[1:, 3], marker="o", ms=3,
-                label=f"{name}: {c[-1, 3]:.2f} ({results[name]['cpu']:.0f} CPU s)")
-    untrained = np.mean([results[n]["curve"][0][3] for n in names])
+        runs = results[name]
+        x = np.array(runs[0]["curve"])[1:, 0]
+        words = [np.array(r["curve"])[1:, 3] for r in runs]
+        final = [w[-1] for w in words]
+        lessonkit.band(ax, x, words, f"{name}: {lessonkit.pm(final, 2)}", marker="o", ms=3)
+    untrained = np.mean([r["curve"][0][3] for n in names for r in results[n]])
     ax.set_title(f"untrained: {untrained:.1f} nats per word (off the scale)", fontsize=9)
     ax.set_xlabel(f"RMSProp updates ({SEQ_LEN} x {BATCH} tokens each)")
     ax.set_ylabel("validation loss (nats per word)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     for k, name in enumerate(names):
         t = fig.add_subplot(grid[k, 1])
         t.set_axis_off()
-        _, _, tok, word = results[name]["curve"][-1]
-        shown = (PRIME + results[name]["sample"]).replace("\n", " ↵ ")
-        t.text(0.0, 1.0, f"{name}: val {tok:.2f} nats/token, {word:.2f} nats/word; greedy:\n"
-               + "\n".join(textwrap.wrap(shown, 90)[:5]),
+        r = results[name][0]
+        _, _, tok, word = r["curve"][-1]
+        shown = (PRIME + r["sample"]).replace("\n", " ↵ ")
+        t.text(0.0, 1.0, f"{name}, seed {r['seed']}: val {tok:.2f} nats/token, {word:.2f} "
+               "nats/word; greedy:\n" + "\n".join(textwrap.wrap(shown, 90)[:5]),
                va="top", ha="left", family="DejaVu Sans Mono", fontsize=8)
     fig.tight_layout()
-    return save_png(fig, path)
+    return L.figure(fig, "losses")
 
 
-def write_markdown(results, path):
-    """The table of losses and the samples, as markdown beside the figure."""
-    lines = ["| model | parameters | CPU s | val nats/token | val nats/word |", "|---|---|---|---|---|"]
-    for name, r in results.items():
-        _, _, tok, word = r["curve"][-1]
-        lines.append(f"| {name} | {r['params']:,} | {r['cpu']:.0f} | {tok:.3f} | {word:.3f} |")
+def write_markdown(results):
+    """The table of losses (mean ± sd over seeds) and the first seed's samples, as markdown."""
+    lines = ["| model | parameters | CPU s per seed | val nats/token | val nats/word |",
+             "|---|---|---|---|---|"]
+    for name, runs in results.items():
+        tok = [r["curve"][-1][2] for r in runs]
+        word = [r["curve"][-1][3] for r in runs]
+        lines.append(f"| {name} | {runs[0]['params']:,} | "
+                     f"{np.mean([r['cpu'] for r in runs]):.0f} | {lessonkit.pm(tok)} | "
+                     f"{lessonkit.pm(word)} |")
     lines.append("")
-    for name, r in results.items():
-        lines += [f"**{name}**, greedy:", "", "```", (PRIME + r["sample"]).rstrip(), "```", ""]
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-    return path
+    for name, runs in results.items():
+        lines += [f"**{name}**, seed {runs[0]['seed']}, greedy:", "", "```",
+                  (PRIME + runs[0]["sample"]).rstrip(), "```", ""]
+    return L.text_file("samples.md", "\n".join(lines))
 
 
 # %% [markdown]
 # ## Run it, and the questions
 
 # %%
-def main(args, backend, answers):
-    steps = positive_int("--steps", args.steps) if args.steps else (6 if args.quick else 640)
-    K = positive_int("--attn-length", args.attn_length)
-    lr = positive_float("--lr", args.lr)
-    hidden = 16 if args.quick else 128
-    vocab, train_ids, val_ids, is_word = load_words(90_000 if args.quick else None,
-                                                    300 if args.quick else 2000)
-    if args.quick:
+def main(L):
+    P = L.P
+    K = P.attn_length
+    vocab, train_ids, val_ids, is_word = load_words(90_000 if P.quick else None, P.vocab_size)
+    if P.quick:
         val_ids = val_ids[:2 * BATCH * SEQ_LEN + 1]
     print(f"{len(vocab)} tokens in the vocabulary; {len(train_ids):,} train, {len(val_ids):,} val "
           f"tokens ({int(is_word[val_ids].sum()):,} val words)")
-    models = build_models(len(vocab), hidden, K, args.seed, backend)
-    t0 = time.perf_counter()
-    results = run_all(models, train_ids, val_ids, is_word, vocab, steps, lr, args.seed,
-                      backend, 12 if args.quick else 40)
-    figure = plot(results, steps, os.path.join(args.out, "word_lm_attention.png"))
-    table = write_markdown(results, os.path.join(args.out, "word_lm_attention.md"))
-    print(f"figure: {figure}; table and samples: {table} ({time.perf_counter() - t0:.1f} s)")
-    for name, r in results.items():
-        print(f"----- {name}, greedy -----\n{PRIME}{r['sample']}")
+    results = {}
+    for s in L.seeds:
+        models = build_models(len(vocab), P.hidden, K, s, L.backend)
+        for name, r in run_all(models, train_ids, val_ids, is_word, vocab, P.steps, P.lr, s,
+                               L.backend, 12 if P.quick else 40).items():
+            results.setdefault(name, []).append(r)
+    plot(results, P.steps)
+    write_markdown(results)
+    for name, runs in results.items():
+        print(f"----- {name}, seed {runs[0]['seed']}, greedy -----\n{PRIME}{runs[0]['sample']}")
 
     names = list(results)
-    one, two, att = (results[n] for n in names)
-    word = {n: r["curve"][-1][3] for n, r in results.items()}
-    first = one["curve"][0][3]
-    answers.add("Does the hackathon's one-layer word LSTM learn with RMSProp?",
-                f"val loss {first:.2f} -> {word[names[0]]:.2f} nats per word "
-                f"({one['curve'][-1][2]:.2f} nats per token) in {steps} updates "
-                f"({one['cpu']:.0f} CPU s); uniform guessing would be "
-                f"{np.log(len(vocab)):.2f} nats per token.",
-                bool(word[names[0]] < first))
-    gain = word[names[1]] - word[names[2]]
-    answers.add(f"Did attention over the last {K} outputs help at this budget?",
-                f"2-layer LSTM {word[names[1]]:.3f} vs with attention {word[names[2]]:.3f} nats "
-                f"per word after {steps} updates each ({'better' if gain > 0 else 'worse'} by "
-                f"{abs(gain):.3f}); the attention model has {att['params']:,} parameters against "
-                f"{two['params']:,} and took {att['cpu']:.0f} against {two['cpu']:.0f} CPU s "
-                "(the hackathon leaves this model untrained, so there is no result to expect).",
-                None)
-    shares = {n: distinct_word_share(r["sample"]) for n, r in results.items()}
-    answers.add("What does greedy (argmax) generation produce?",
-                "distinct words / words in each greedy sample: " + "; ".join(
-                    f"{n} " + (f"{s:.0%}" if np.isfinite(s) else "no words at all")
-                    for n, s in shares.items())
-                + ". Expected: argmax decoding falls into loops (well under 100% distinct).",
-                bool(all(s < 0.9 for s in shares.values()))
-                if all(np.isfinite(s) for s in shares.values()) else None)
+    pm = lessonkit.pm
+    word = {n: [r["curve"][-1][3] for r in runs] for n, runs in results.items()}
+    token = {n: [r["curve"][-1][2] for r in runs] for n, runs in results.items()}
+    first = [r["curve"][0][3] for r in results[names[0]]]
+    held, how = lessonkit.compare(word[names[0]], first)
+    L.answer("Does the hackathon's one-layer word LSTM learn with RMSProp?",
+             f"val loss {pm(first, 2)} -> {pm(word[names[0]], 2)} nats per word "
+             f"({pm(token[names[0]], 2)} nats per token) in {P.steps} updates over {P.seeds} "
+             f"seeds; uniform guessing would be {np.log(len(vocab)):.2f} nats per token; "
+             f"{lessonkit.verdict(held)} (lower than untrained in every seed).", held)
+    two, att = names[1], names[2]
+    _, how = lessonkit.compare(word[att], word[two])
+    cpu = {n: np.mean([r["cpu"] for r in runs]) for n, runs in results.items()}
+    L.answer(f"Did attention over the last {K} outputs help at this budget?",
+             f"2-layer LSTM {pm(word[two])} vs with attention {pm(word[att])} nats per word after "
+             f"{P.steps} updates each: attention is {how}; it has "
+             f"{results[att][0]['params']:,} parameters against {results[two][0]['params']:,} "
+             f"and took {cpu[att]:.0f} against {cpu[two]:.0f} CPU s per seed (the hackathon "
+             "leaves this model untrained, so there is no result to expect).")
+    shares = {n: [distinct_word_share(r["ids"], is_word) for r in runs]
+              for n, runs in results.items()}
+    wordless = sum(not any(is_word[i] for i in r["ids"]) for runs in results.values()
+                   for r in runs)
+    loops = all(v < 0.9 for vals in shares.values() for v in vals)
+    L.answer("What does greedy (argmax) generation produce?",
+             "distinct word tokens / word tokens in each greedy sample (counted on token ids), "
+             "mean ± sd over seeds: " + "; ".join(
+                 f"{n} {pm([100 * v for v in vals], 0)}%" for n, vals in shares.items())
+             + (f" ({wordless} sample(s) held no word at all and are scored over all their "
+                "tokens)" if wordless else "")
+             + f"; {lessonkit.verdict(loops)} (argmax decoding falls into loops: under 90% "
+             "distinct in every sample).", loops)
 
 
 # %%
-def build_parser():
-    p = lesson_parser("word_lm_attention.py", __doc__)
-    p.add_argument("--steps", type=int, default=0,
-                   help="RMSProp updates per model (default 640; 6 with --quick)")
-    p.add_argument("--attn-length", type=int, default=4,
-                   help="K, how many past outputs the attention reads (default 4)")
-    p.add_argument("--lr", type=float, default=1e-3,
-                   help="RMSProp learning rate of every model (default 1e-3)")
-    return p
-
-
-if __name__ == "__main__":
-    sys.exit(run_lesson(main, __doc__, parser=build_parser()))
+L.run(main)

@@ -36,7 +36,6 @@ ALLOWED = {
     "learn": {"core", "book", "blocks", "testing"},   # the grader converts arrays with the kit
     "cli": BELOW_LM | {"analysis", "grid", "testing", "learn"},
     "interop": {"core", "book", "blocks"},
-    "lessons": {"core", "cli"},          # what the lesson scripts in scripts/ share
     "_moved": set(),                     # finds the old names by importlib, at import time
     "__init__": {"core", "blocks", "_moved"},   # the package's front door: LSTM, get_backend
 }
