@@ -4,6 +4,12 @@ Flags follow char-rnn where they fit (--rnn-size, --num-layers, --seq-length,
 --batch-size, --learning-rate, --grad-clip, --eval-val-every). With ``--resume CKPT``
 every flag left out is taken from the checkpoint; a flag that changes the architecture
 or the data must agree with it.
+
+The budget on ``--resume``: with no budget flag the run finishes the budget it was started
+with (its totals, so a run stopped by a signal or a crash ends where it would have ended);
+with --max-steps/--max-epochs/--max-minutes it trains that much MORE, counted from the
+checkpoint, and the saved limits not given count from there too (as a fresh run's
+defaults do). A resumed run whose budget is already spent says so and how to give more.
 """
 from __future__ import annotations
 
@@ -50,10 +56,19 @@ def add_parser(sub):
     o.add_argument("--lr-decay-after", type=int, default=None, help="... after this many epochs")
     o.add_argument("--grad-clip", type=float, default=None, help=f"clip by global norm (default {d.grad_clip}; 0 = off)")
     o.add_argument("--clip-value", type=float, default=None, help="clip each element (0 = off)")
-    b = p.add_argument_group("budget and output")
-    b.add_argument("--max-steps", type=int, default=None)
-    b.add_argument("--max-epochs", type=float, default=None)
-    b.add_argument("--max-minutes", type=float, default=None, help=f"time budget (default {d.max_minutes})")
+    b = p.add_argument_group(
+        "budget and output",
+        "Training stops at the first limit reached. On --resume a budget flag means MORE: N more "
+        "steps, E more epochs, M more minutes, counted from the checkpoint (the saved limits not "
+        "given count from there too); with no budget flag a resumed run finishes the budget it "
+        "was started with.")
+    b.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop after N training steps (windows of --seq-length x --batch-size tokens)")
+    b.add_argument("--max-epochs", type=float, default=None, metavar="E",
+                   help="stop after E passes over the training split (fractions allowed)")
+    b.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                   help=f"stop after M minutes of wall-clock training time, evaluations and "
+                        f"checkpoints included, data loading and samples not (default {d.max_minutes:g})")
     b.add_argument("--eval-val-every", "--eval-every", dest="eval_every", type=int, default=None,
                    help=f"evaluate and checkpoint every N steps (default {d.eval_every})")
     b.add_argument("--eval-tokens", type=int, default=None, help="val tokens scored per evaluation")
@@ -123,10 +138,37 @@ def suggested_prime(vocab, train_ids, limit=2000):
     return line.lstrip()[:8] or line[:8]
 
 
+BUDGET = ("max_steps", "max_epochs", "max_minutes")
+
+
+def budget_spent_sentence(trainer, reason):
+    """One sentence: why a resumed run has nothing left to train, and how to give it more."""
+    cfg, p = trainer.cfg, trainer.progress
+    more = ("give it more with --max-steps N, --max-epochs E or --max-minutes M, which on "
+            "--resume count from the checkpoint")
+    if reason == "early_stopping":
+        return (f"nothing was trained: early stopping had already ended this run ({p.evals_since_best} "
+                f"evaluations without improvement, --patience {cfg.patience}); give a larger "
+                f"--patience to go on.")
+    if reason == "max_steps":
+        spent = f"it has trained {p.step} of its {cfg.max_steps} steps"
+    elif reason == "max_epochs":
+        spent = f"it has read {trainer.stream.epoch_progress:.2f} of its {cfg.max_epochs:g} epochs"
+    else:
+        spent = f"it has trained {p.elapsed_s / 60:.3g} of its {cfg.max_minutes:g} minutes"
+    return f"nothing was trained: this run's budget was already spent ({spent}); {more}."
+
+
 def run(args):
     given = _overrides(args)
     if args.resume is not None:
         trainer = Trainer.resume(args.resume, overrides=given)
+        if any(k in given for k in BUDGET):
+            trainer.count_budget_from_here()          # on --resume a budget flag means MORE
+        reason = trainer.budget_spent()
+        if reason is not None:
+            print(f"scratchrnn train --resume: {budget_spent_sentence(trainer, reason)}", flush=True)
+            return 0
     else:
         cfg = TrainConfig(**given)
         if "out_dir" not in given:
