@@ -19,6 +19,7 @@ import shlex
 import time
 
 from scratchrnn.engines.blas_kernel import blas_advice
+from scratchrnn.lm.corpora import CORPORA
 from scratchrnn.lm.run import TrainConfig, Trainer
 
 # flag -> TrainConfig field, for the flags whose default is "what the config says"
@@ -30,7 +31,9 @@ def add_parser(sub):
                        description="Train an RNN/GRU/LSTM language model with hand-written BPTT.")
     d = TrainConfig()
     data = p.add_argument_group("data")
-    data.add_argument("--corpus", default=None, help=f"embedded corpus name (default {d.source})")
+    data.add_argument("--corpus", default=None, metavar="{" + ",".join(CORPORA) + "}",
+                      help=f"embedded corpus: {' or '.join(CORPORA)}, built from this Python's own "
+                           f"standard library source or its documentation (default {d.source})")
     data.add_argument("--text", default=None, metavar="FILE", help="train on this UTF-8 text file instead")
     data.add_argument("--max-chars", type=int, default=None, help=f"use the first N characters (default {d.max_chars})")
     data.add_argument("--level", choices=("char", "word"), default=None, help="token level (default char)")
