@@ -5,11 +5,12 @@ Flags follow char-rnn where they fit (--rnn-size, --num-layers, --seq-length,
 every flag left out is taken from the checkpoint; a flag that changes the architecture
 or the data must agree with it.
 
-The budget on ``--resume``: with no budget flag the run finishes the budget it was started
-with (its totals, so a run stopped by a signal or a crash ends where it would have ended);
-with --max-steps/--max-epochs/--max-minutes it trains that much MORE, counted from the
-checkpoint, and the saved limits not given count from there too (as a fresh run's
-defaults do). A resumed run whose budget is already spent says so and how to give more.
+The budget on ``--resume`` is the run's total: --max-steps, --max-epochs and --max-minutes
+count the whole run, from its first step (as the checkpoint, the progress bar and
+``Trainer.resume`` do), and the saved limits stand unless given again. So a resumed run with
+no budget flag ends where it would have ended had it never stopped. A resume whose budget is
+already spent trains nothing: it says so in one sentence, with the total that would give more,
+exits with status 2 and touches nothing.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import os
 import shlex
 import time
 
+from scratchrnn.core.errors import ConfigError
 from scratchrnn.engines.blas_kernel import blas_advice
 from scratchrnn.lm.corpora import CORPORA
 from scratchrnn.lm.run import TrainConfig, Trainer
@@ -61,10 +63,10 @@ def add_parser(sub):
     o.add_argument("--clip-value", type=float, default=None, help="clip each element (0 = off)")
     b = p.add_argument_group(
         "budget and output",
-        "Training stops at the first limit reached. On --resume a budget flag means MORE: N more "
-        "steps, E more epochs, M more minutes, counted from the checkpoint (the saved limits not "
-        "given count from there too); with no budget flag a resumed run finishes the budget it "
-        "was started with.")
+        "Training stops at the first limit reached. The limits count the whole run: on --resume "
+        "they are its totals, counted from its first step (the checkpoint's limits stand unless "
+        "given again), so to train on, give a larger total: --max-minutes 10 after a run of "
+        "3 minutes trains 7 more.")
     b.add_argument("--max-steps", type=int, default=None, metavar="N",
                    help="stop after N training steps (windows of --seq-length x --batch-size tokens)")
     b.add_argument("--max-epochs", type=float, default=None, metavar="E",
@@ -141,37 +143,35 @@ def suggested_prime(vocab, train_ids, limit=2000):
     return line.lstrip()[:8] or line[:8]
 
 
-BUDGET = ("max_steps", "max_epochs", "max_minutes")
-
-
 def budget_spent_sentence(trainer, reason):
-    """One sentence: why a resumed run has nothing left to train, and how to give it more."""
+    """One sentence: which of a resumed run's limits is already spent, and the total that
+    would give it as much again."""
     cfg, p = trainer.cfg, trainer.progress
-    more = ("give it more with --max-steps N, --max-epochs E or --max-minutes M, which on "
-            "--resume count from the checkpoint")
     if reason == "early_stopping":
-        return (f"nothing was trained: early stopping had already ended this run ({p.evals_since_best} "
+        return (f"Nothing to train: early stopping already ended this run ({p.evals_since_best} "
                 f"evaluations without improvement, --patience {cfg.patience}); give a larger "
                 f"--patience to go on.")
     if reason == "max_steps":
-        spent = f"it has trained {p.step} of its {cfg.max_steps} steps"
+        done, limit, flag, unit = p.step, cfg.max_steps, "--max-steps", "steps"
+        spent, more = f"{done} steps", f"{done + limit}"
     elif reason == "max_epochs":
-        spent = f"it has read {trainer.stream.epoch_progress:.2f} of its {cfg.max_epochs:g} epochs"
+        done, limit, flag, unit = trainer.stream.epoch_progress, cfg.max_epochs, "--max-epochs", "epochs"
+        spent, more = f"{done:.3g} epochs", f"{done + limit:.3g}"
     else:
-        spent = f"it has trained {p.elapsed_s / 60:.3g} of its {cfg.max_minutes:g} minutes"
-    return f"nothing was trained: this run's budget was already spent ({spent}); {more}."
+        done, limit, flag, unit = p.elapsed_s / 60, cfg.max_minutes, "--max-minutes", "minutes"
+        spent, more = f"{done:.3g} minutes", f"{done + limit:.3g}"
+    return (f"Nothing to train: this run's budget is already spent, for it has trained {spent} "
+            f"and {flag} {limit:g} counts the whole run; give a larger total to go on, for "
+            f"example {flag} {more} for {limit:g} more {unit}.")
 
 
 def run(args):
     given = _overrides(args)
     if args.resume is not None:
         trainer = Trainer.resume(args.resume, overrides=given)
-        if any(k in given for k in BUDGET):
-            trainer.count_budget_from_here()          # on --resume a budget flag means MORE
-        reason = trainer.budget_spent()
+        reason = trainer.budget_spent()              # the limits are the run's totals
         if reason is not None:
-            print(f"scratchrnn train --resume: {budget_spent_sentence(trainer, reason)}", flush=True)
-            return 0
+            raise ConfigError(budget_spent_sentence(trainer, reason))
     else:
         cfg = TrainConfig(**given)
         if "out_dir" not in given:

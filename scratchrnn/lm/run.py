@@ -171,22 +171,9 @@ class Trainer:
             h = self.backend.asarray(state["h"])
             self.state = (h, self.backend.asarray(state["c"])) if "c" in state else h
 
-    def count_budget_from_here(self):
-        """Make the budget *more* of the same: max_steps, max_epochs and max_minutes (given or
-        saved) are read as counted from where the run stands and turned into the run's totals,
-        which the loop and the checkpoint keep. The command line does this on ``--resume`` when
-        a budget flag is given; ``Trainer.resume`` alone reads a budget as the run's total."""
-        cfg, p = self.cfg, self.progress
-        if cfg.max_steps is not None:
-            cfg.max_steps = p.step + cfg.max_steps
-        if cfg.max_epochs is not None:
-            cfg.max_epochs = self.stream.epoch_progress + cfg.max_epochs
-        if cfg.max_minutes is not None:
-            cfg.max_minutes = p.elapsed_s / 60.0 + cfg.max_minutes
-        return self
-
     def budget_spent(self):
-        """The reason the run would stop before its first step (e.g. "max_minutes"), or None."""
+        """The limit that would stop the run before its next step ("max_steps", "max_epochs",
+        "max_minutes", "early_stopping"), or None. The limits are the run's totals."""
         return self._budget_left(time.perf_counter())
 
     # ------------------------------------------------------------- checkpoints
