@@ -35,4 +35,5 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    """What ``__all__`` lists: the public names, not the module's own machinery."""
+    return sorted(__all__)

@@ -11,14 +11,20 @@ same, so biases copy as they are:
 
     weight_ih_l{k} = W_x.T    weight_hh_l{k} = W_h.T    bias_ih_l{k} = b_x    bias_hh_l{k} = b_h
 
+A bidirectional layer's reverse direction has the same names with ``_reverse`` on both
+sides: ``l{k}_reverse.W_x`` <-> ``weight_ih_l{k}_reverse``.
+
 torch is imported inside ``from_torch`` only; this module (and the package) imports
-without it.
+without it, and ``from_torch`` without torch says how to install it.
 """
 from __future__ import annotations
 
 from scratchrnn.core.backend import CPU
 from scratchrnn.core.errors import ConfigError
-from scratchrnn.blocks.layers import GRU, LSTM, RNN
+from scratchrnn.blocks.layers import DIRECTIONS, GRU, LSTM, RNN
+
+INSTALL_TORCH = ("from_torch needs PyTorch, which is not installed; install it with "
+                 "pip install 'scratchrnn[torch]'.")
 
 numpy = CPU.xp   # host NumPy, through the backend seam
 
@@ -45,18 +51,19 @@ def from_torch(module, backend=None, dtype=None):
     """Build the scratchrnn layer equivalent to a PyTorch ``nn.RNN``/``nn.GRU``/``nn.LSTM``.
 
     Copies the weights (transposed, see the module doc), num_layers, batch_first,
-    dropout, the RNN nonlinearity and the training/eval mode. ``dtype`` defaults to
-    the module's (float32 or float64). Raises ConfigError for what scratchrnn does
-    not implement: bias=False, bidirectional=True, proj_size > 0, or a dtype that is
-    not float32/float64.
+    bidirectional, dropout, the RNN nonlinearity and the training/eval mode. ``dtype``
+    defaults to the module's (float32 or float64). Raises ConfigError for what
+    scratchrnn does not implement: bias=False, proj_size > 0, or a dtype that is not
+    float32/float64; and ImportError saying how to install torch when it is missing.
     """
-    import torch  # optional dependency, needed only here
+    try:
+        import torch  # optional dependency, needed only here
+    except ImportError:
+        raise ImportError(INSTALL_TORCH) from None
 
     cls = _layer_class(module)
     if not module.bias:
         raise ConfigError("from_torch needs bias=True: scratchrnn layers always have both biases.")
-    if module.bidirectional:
-        raise ConfigError("bidirectional recurrent layers are not supported by scratchrnn.")
     if getattr(module, "proj_size", 0):
         raise ConfigError("LSTM with proj_size > 0 is not supported by scratchrnn.")
     if dtype is None:
@@ -68,15 +75,13 @@ def from_torch(module, backend=None, dtype=None):
     options = {"nonlinearity": module.nonlinearity} if cls is RNN else {}
     layer = cls(module.input_size, module.hidden_size, num_layers=module.num_layers,
                 dropout=float(module.dropout), batch_first=module.batch_first,
-                backend=backend, dtype=dtype, **options)
+                bidirectional=bool(module.bidirectional), backend=backend, dtype=dtype, **options)
     layer.train(module.training)
     with torch.no_grad():
-        for k in range(module.num_layers):
-            for name, (pattern, transposed) in _TORCH_NAMES.items():
-                value = getattr(module, pattern.format(k=k)).detach().cpu().double().numpy()
-                target = layer.params[f"l{k}.{name}"]
-                target[...] = layer.backend.asarray(value.T if transposed else value,
-                                                    dtype=layer.dtype)
+        for ours, theirs, transposed in _name_pairs(layer):
+            value = getattr(module, theirs).detach().cpu().double().numpy()
+            layer.params[ours][...] = layer.backend.asarray(value.T if transposed else value,
+                                                            dtype=layer.dtype)
     return layer
 
 
@@ -88,8 +93,16 @@ def to_torch_state_dict(layer, grads=False) -> dict:
     """
     source = layer.grads if grads else layer.params
     out = {}
-    for k in range(layer.num_layers):
-        for name, (pattern, transposed) in _TORCH_NAMES.items():
-            a = layer.backend.asnumpy(source[f"l{k}.{name}"])
-            out[pattern.format(k=k)] = numpy.ascontiguousarray(a.T if transposed else a).copy()
+    for ours, theirs, transposed in _name_pairs(layer):
+        a = layer.backend.asnumpy(source[ours])
+        out[theirs] = numpy.ascontiguousarray(a.T if transposed else a).copy()
     return out
+
+
+def _name_pairs(layer):
+    """(our key, PyTorch's name, transposed?) for every parameter of ``layer``, in
+    PyTorch's order: layer by layer, the forward direction then the reverse one."""
+    for k in range(layer.num_layers):
+        for suffix in DIRECTIONS[:getattr(layer, "num_directions", 1)]:
+            for name, (pattern, transposed) in _TORCH_NAMES.items():
+                yield f"l{k}{suffix}.{name}", pattern.format(k=k) + suffix, transposed

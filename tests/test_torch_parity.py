@@ -151,7 +151,6 @@ def test_from_torch_copies_settings():
 
 @pytest.mark.parametrize("make,match", [
     (lambda: nn.LSTM(3, 4, bias=False), "bias=True"),
-    (lambda: nn.GRU(3, 4, bidirectional=True), "bidirectional"),
     (lambda: nn.LSTM(3, 4, proj_size=2), "proj_size"),
     (lambda: nn.Linear(3, 4), "nn.RNN, nn.GRU or nn.LSTM"),
     (lambda: nn.RNN(3, 4).half(), "float32 and float64"),

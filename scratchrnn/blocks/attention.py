@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 from scratchrnn.book import ops
 from scratchrnn.core.backend import get_backend, host_rng
 from scratchrnn.book.cells import lstm as lstm_cell
-from scratchrnn.core.errors import ShapeError
+from scratchrnn.core.errors import ConfigError, ShapeError
 from scratchrnn.blocks.layers import LSTM
 from scratchrnn.blocks.module import Module
 from scratchrnn.core.validation import positive_int
@@ -77,7 +77,10 @@ class AttentionLSTM(Module):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=2, attn_length=4, attn_vec_size=None,
-                 forget_bias=None, backend=None, dtype="float32", seed=None):
+                 forget_bias=None, backend=None, dtype="float32", seed=None, bidirectional=False):
+        if bidirectional:
+            raise ConfigError("AttentionLSTM steps its top layer forward in time, attending "
+                              "over past outputs, so it cannot be bidirectional.")
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = H = positive_int("hidden_size", hidden_size)
         self.num_layers = positive_int("num_layers", num_layers)

@@ -22,6 +22,15 @@ Parameters live in a flat dict ``params`` with keys ``"l{k}.W_x"``, ``"l{k}.W_h"
 ``"l{k}.b_x"``, ``"l{k}.b_h"`` for layer k (layout in ``cells/common.py``);
 ``grads`` has the same keys. Dropout (inverted, rate p) is applied to the output of
 every layer but the last, in training mode only, and its mask is reused by backward.
+
+``bidirectional=True`` (as PyTorch): every layer runs two scans, one over t = 0..T-1
+and one over t = T-1..0 with its own weights (keys ``"l{k}_reverse.W_x"``, ...), and
+concatenates their outputs: y is (T, B, 2H), the next layer's input is 2H wide, and a
+state is (2L, B, H) with row 2k the forward and row 2k+1 the reverse direction of layer k
+(docs/derivations.md, "Bidirectional layers"). The reverse scan is the same cell run by
+the same engine on the time-flipped input, its outputs flipped back: by ``scan``'s
+definition that *is* ``scan(..., reverse=True)``, and it lets every engine (textbook,
+reference, fast, compiled, CuPy) run the reverse direction unchanged.
 """
 from __future__ import annotations
 
@@ -34,6 +43,12 @@ from scratchrnn.core.errors import ConfigError, ShapeError
 from scratchrnn.core.validation import finite_float, positive_int
 
 PARAM_NAMES = ("W_x", "W_h", "b_x", "b_h")
+DIRECTIONS = ("", "_reverse")        # key suffix of the forward and the reverse direction
+
+
+def layer_key(k, d=0):
+    """The params prefix of layer k, direction d (0 forward, 1 reverse): "l0", "l0_reverse"."""
+    return f"l{k}{DIRECTIONS[d]}"
 
 
 class Recurrent(Module):
@@ -45,17 +60,22 @@ class Recurrent(Module):
     engine: "auto" (runs an engine, see the module doc), "textbook" (runs the cells'
     level 1, the book), "reference" (the cells' level 2), "fast", or None for
     ``$SCRATCHRNN_ENGINE`` (auto when unset); ``self.engine`` names what runs.
+    bidirectional: two scans per layer, one reversed, outputs concatenated (module doc).
     """
 
     cell = None          # the cell module (cells/rnn.py, cells/gru.py, cells/lstm.py)
 
     def __init__(self, input_size, hidden_size, num_layers=1, dropout=0.0, batch_first=False,
-                 backend=None, dtype="float32", seed=None, engine=None, **cell_options):
+                 backend=None, dtype="float32", seed=None, engine=None, bidirectional=False,
+                 **cell_options):
         self.input_size = input_size = positive_int("input_size", input_size)
         self.hidden_size = hidden_size = positive_int("hidden_size", hidden_size)
         self.num_layers = num_layers = positive_int("num_layers", num_layers)
         self.dropout = finite_float("dropout", dropout, 0.0, 1.0, high_open=True)
         self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = D = 2 if self.bidirectional else 1
+        self.output_size = D * hidden_size
         self.backend = get_backend(backend)
         self.xp = self.backend.xp
         self.dtype = self.backend.dtype(dtype)
@@ -67,18 +87,20 @@ class Recurrent(Module):
         rng = host_rng(seed)
         self.params = {}
         for k in range(num_layers):
-            layer_in = input_size if k == 0 else hidden_size
-            p = self.cell.init_params(layer_in, hidden_size, rng, self.backend, self.dtype,
-                                      **self._init_options)
-            self.params.update({f"l{k}.{n}": p[n] for n in PARAM_NAMES})
+            layer_in = input_size if k == 0 else D * hidden_size
+            for d in range(D):
+                p = self.cell.init_params(layer_in, hidden_size, rng, self.backend, self.dtype,
+                                          **self._init_options)
+                self.params.update({f"{layer_key(k, d)}.{n}": p[n] for n in PARAM_NAMES})
         self.grads = {k: self.xp.zeros_like(v) for k, v in self.params.items()}
         self._dropout_rng = self.backend.rng(seed)
-        self._caches = None          # per layer: the cell's Cache
+        self._caches = None          # per layer and direction (row k*D + d): the cell's Cache
         self._masks = None           # per layer below the top: dropout mask or None
 
     @property
     def caches(self):
-        """Per layer, the cell's ``Cache`` of the last forward (read-only); None before one."""
+        """Per layer (and direction: row k*D + d, as the state), the cell's ``Cache`` of the
+        last forward (read-only); None before one. A reverse cache is in flipped time."""
         return None if self._caches is None else tuple(self._caches)
 
     @property
@@ -119,18 +141,21 @@ class Recurrent(Module):
         step from (seed, step), so a resumed run draws the same masks)."""
         self._dropout_rng = self.backend.rng(seed)
 
-    def layer_params(self, k):
-        """The four arrays of layer k under the cell's own names."""
-        return {n: self.params[f"l{k}.{n}"] for n in PARAM_NAMES}
+    def layer_params(self, k, d=0):
+        """The four arrays of layer k, direction d (0 forward, 1 reverse), under the cell's
+        own names."""
+        return {n: self.params[f"{layer_key(k, d)}.{n}"] for n in PARAM_NAMES}
 
-    # ---- state helpers: h (L, B, H), or (h, c) for LSTM
+    # ---- state helpers: h (L*D, B, H), or (h, c) for LSTM; D = 2 when bidirectional
     def zero_state(self, batch_size):
         """The all-zero initial state for a batch of ``batch_size``."""
-        z = lambda: self.xp.zeros((self.num_layers, batch_size, self.hidden_size), self.dtype)
+        rows = self.num_layers * self.num_directions
+        z = lambda: self.xp.zeros((rows, batch_size, self.hidden_size), self.dtype)
         return (z(), z()) if self.cell.HAS_CELL_STATE else z()
 
     def state_of_layer(self, state, k):
-        """Layer k's cell state out of a stacked one: h (B, H), or (h, c) for LSTM."""
+        """Row k of a stacked state (layer k, or layer k // 2 direction k % 2 when
+        bidirectional): h (B, H), or (h, c) for LSTM."""
         return (state[0][k], state[1][k]) if self.cell.HAS_CELL_STATE else state[k]
 
     def stack_layers(self, per_layer):
@@ -146,12 +171,13 @@ class Recurrent(Module):
         parts = state if self.cell.HAS_CELL_STATE else (state,)
         if self.cell.HAS_CELL_STATE and (not isinstance(state, (tuple, list)) or len(state) != 2):
             raise ShapeError(f"LSTM {what} must be a pair (h, c) of arrays shaped (L, B, H).")
-        want = (self.num_layers, batch_size, self.hidden_size)
+        want = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
         arrays = []
         for a in parts:
             a = self.xp.asarray(a, dtype=self.dtype)
             if a.shape != want:
-                raise ShapeError(f"{what} must have shape {want} (num_layers, batch, hidden), "
+                rows = "2*num_layers" if self.bidirectional else "num_layers"
+                raise ShapeError(f"{what} must have shape {want} ({rows}, batch, hidden), "
                                  f"got {tuple(a.shape)}.")
             arrays.append(a)
         return tuple(arrays) if self.cell.HAS_CELL_STATE else arrays[0]
@@ -166,17 +192,25 @@ class Recurrent(Module):
 
     # ---- the passes
     def forward(self, x, state=None):
-        """x: (T, B, I), or (B, T, I) when batch_first.  state: h (L, B, H), or (h, c) for
-        LSTM, or None for zeros.  Returns y (T, B, H) (or (B, T, H)) and the final state."""
+        """x: (T, B, I), or (B, T, I) when batch_first.  state: h (L*D, B, H), or (h, c) for
+        LSTM, or None for zeros (D = 2 when bidirectional, else 1).
+        Returns y (T, B, D*H) (or (B, T, D*H)) and the final state."""
         xs = self._as_sequence(x, self.input_size, "input")
         state0 = self.as_state(state, xs.shape[1], "initial state")
         drop = self.training and self.dropout > 0.0
+        D = self.num_directions
         self._caches, self._masks, finals = [], [], []
         for k in range(self.num_layers):
-            xs, stateT, cache = self._engine.forward(self.layer_params(k), xs,
-                                                  self.state_of_layer(state0, k), **self._step_options)
-            self._caches.append(cache)
-            finals.append(stateT)
+            outputs = []
+            for d in range(D):
+                xs_d = xs if d == 0 else self._flip_time(xs)     # the reverse scan reads T-1..0
+                ys_d, stateT, cache = self._engine.forward(self.layer_params(k, d), xs_d,
+                                                           self.state_of_layer(state0, k * D + d),
+                                                           **self._step_options)
+                outputs.append(ys_d if d == 0 else self._flip_time(ys_d))  # back to time order
+                self._caches.append(cache)
+                finals.append(stateT)
+            xs = outputs[0] if D == 1 else self.xp.concatenate(outputs, axis=2)   # (T, B, D*H)
             if drop and k < self.num_layers - 1:             # dropout between layers only
                 keep = self._dropout_rng.random(xs.shape, dtype=self.dtype) >= self.dropout
                 mask = keep.astype(self.dtype) / (1.0 - self.dropout)
@@ -194,29 +228,44 @@ class Recurrent(Module):
         and dL/d(initial state) (shaped like the state)."""
         if self._caches is None:
             raise RuntimeError("backward() needs a forward() first.")
-        dys = self._as_sequence(dy, self.hidden_size, "dy")
+        dys = self._as_sequence(dy, self.output_size, "dy")
         T, B = self._caches[-1].xs.shape[:2]
         if dys.shape[:2] != (T, B):
             raise ShapeError(f"dy must match the output of forward (T={T}, B={B}).")
         dstateT = self.as_state(dstate, B, "dstate")
-        dstate0 = [None] * self.num_layers
+        D, H = self.num_directions, self.hidden_size
+        dstate0 = [None] * (self.num_layers * D)
         for k in reversed(range(self.num_layers)):
-            dxs, dstate0[k], grads = self._engine.backward(self.layer_params(k), dys,
-                                                        self.state_of_layer(dstateT, k),
-                                                        self._caches[k], **self._step_options)
-            for n in PARAM_NAMES:
-                self.grads[f"l{k}.{n}"] += grads[n]
+            dxs = None
+            for d in range(D):
+                row = k * D + d
+                dys_d = dys if D == 1 else dys[:, :, d * H:(d + 1) * H]   # undo the concatenation
+                if d == 1:
+                    dys_d = self._flip_time(dys_d)       # the reverse scan's outputs, its order
+                dxs_d, dstate0[row], grads = self._engine.backward(
+                    self.layer_params(k, d), dys_d, self.state_of_layer(dstateT, row),
+                    self._caches[row], **self._step_options)
+                if d == 1:
+                    dxs_d = self._flip_time(dxs_d)       # undo the flip of its input
+                dxs = dxs_d if dxs is None else dxs + dxs_d   # both directions read the same x
+                for n in PARAM_NAMES:
+                    self.grads[f"{layer_key(k, d)}.{n}"] += grads[n]
             if k > 0:
                 mask = self._masks[k - 1]
                 dys = dxs if mask is None else dxs * mask    # undo the dropout below layer k
         dx = dxs.transpose(1, 0, 2) if self.batch_first else dxs
         return dx, self.stack_layers(dstate0)
 
+    def _flip_time(self, a):
+        """a (T, ...) in reverse time order, as a contiguous copy (engines write into it)."""
+        return self.xp.ascontiguousarray(a[::-1])
+
     __call__ = forward
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
-                f"num_layers={self.num_layers}, backend={self.backend.name!r}, "
+                f"num_layers={self.num_layers}, "
+                f"{'bidirectional=True, ' if self.bidirectional else ''}backend={self.backend.name!r}, "
                 f"dtype={self.dtype.name!r}, engine={self.engine!r})")
 
 

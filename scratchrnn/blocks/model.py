@@ -40,7 +40,11 @@ class CharLM(Module):
 
     def __init__(self, vocab_size, cell="lstm", hidden_size=128, num_layers=2, embedding_size=0,
                  dropout=0.0, nonlinearity="tanh", forget_bias=0.0, backend=None,
-                 dtype="float32", seed=None):
+                 dtype="float32", seed=None, bidirectional=False):
+        if bidirectional:
+            raise ConfigError("a language model predicts the next character from the ones before "
+                              "it, so it cannot be bidirectional (the reverse scan would read the "
+                              "answer).")
         layer = layer_class(cell)
         vocab_size = int_at_least("vocab_size", vocab_size, 1)
         hidden_size = int_at_least("hidden_size", hidden_size, 1)

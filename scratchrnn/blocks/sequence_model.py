@@ -48,6 +48,9 @@ class SequenceModel(Module):
                               f"{rnn.hidden_size}.")
         if rnn.batch_first:
             raise ConfigError("SequenceModel needs a time-major layer (batch_first=False).")
+        if getattr(rnn, "bidirectional", False):
+            raise ConfigError("SequenceModel's heads and stateful carrying read one direction "
+                              "of H units, so it does not take a bidirectional layer.")
         self.rnn, self.head, self.embed = rnn, head, embed
         self.loss_name, self.stateful = loss, bool(stateful)
         self.xp, self.dtype = rnn.xp, rnn.dtype

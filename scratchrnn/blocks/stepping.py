@@ -27,6 +27,9 @@ def check_steppable(layer):
                           "build it with dropout=0 or call .eval() first.")
     if layer.batch_first:
         raise ConfigError("stepping needs a time-major layer; build it with batch_first=False.")
+    if getattr(layer, "bidirectional", False):
+        raise ConfigError("a bidirectional layer needs the whole sequence before its first "
+                          "output, so it cannot be run one step at a time.")
 
 
 def has_cell_state(layer):

@@ -188,14 +188,16 @@ def check_layer(layer, T: int, B: int, seed=0, eps: float = DEFAULT_EPS,
     if layer.dtype != numpy.float64:
         raise ValueError(f"check_layer needs a float64 layer (finite differences in "
                          f"{layer.dtype.name} measure rounding noise), got {layer.dtype.name}.")
-    be, L, H = layer.backend, layer.num_layers, layer.hidden_size
+    be, H = layer.backend, layer.hidden_size
+    L = layer.num_layers * getattr(layer, "num_directions", 1)     # state rows: 2L when bidirectional
+    H_out = getattr(layer, "output_size", H)                     # y's width: 2H when bidirectional
     rng = numpy.random.default_rng(seed)
     x_shape = (B, T, layer.input_size) if layer.batch_first else (T, B, layer.input_size)
     n_states = 2 if layer.cell.HAS_CELL_STATE else 1
     on_device = lambda a: be.asarray(a, dtype=layer.dtype)   # noqa: E731
     x = on_device(rng.standard_normal(x_shape))
     states0 = [on_device(rng.standard_normal((L, B, H))) for _ in range(n_states)]
-    w_y = on_device(rng.standard_normal(x_shape[:2] + (H,)))
+    w_y = on_device(rng.standard_normal(x_shape[:2] + (H_out,)))
     w_states = [on_device(rng.standard_normal((L, B, H))) for _ in range(n_states)]
     as_state = (lambda s: tuple(s)) if n_states == 2 else (lambda s: s[0])
     dropout_seed = int(rng.integers(2**31))

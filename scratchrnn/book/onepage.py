@@ -1,6 +1,6 @@
 """A whole character-level LSTM language model on one page, to read top to bottom.
 
-    python -m scratchrnn.book.onepage --steps 300         (about 15 s on two CPU cores)
+    python -m scratchrnn.book.onepage --steps 300         (10 s on a shared 2-core machine)
 text -> ids -> one-hot -> LSTM -> linear head -> softmax -> cross-entropy, then BPTT, gradient
 clipping, Adam and sampling: the library's ``scratchrnn.blocks.model.CharLM`` (one-hot input, one LSTM
 layer) written out in place, with the library's names and weight layout, so the weights load into
@@ -14,6 +14,7 @@ import argparse
 
 from scratchrnn.core.backend import CPU
 from scratchrnn.core.errors import ConfigError
+from scratchrnn.core.threads import limit as blas_threads
 from scratchrnn.core.validation import int_at_least, positive_float, positive_int
 
 np = CPU.xp   # NumPy (the package reaches NumPy through its backend module only)
@@ -182,6 +183,9 @@ def main(argv=None):
     parser.add_argument("--clip", type=float, default=5.0, help="largest gradient norm")
     parser.add_argument("--sample-length", type=int, default=300, help="0: no sample")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS threads (default 1: these GEMMs are too small to share; "
+                             "$SCRATCHRNN_THREADS sets another default, 0 = one per core)")
     args = parser.parse_args(argv)
     try:
         for flag in ("--steps", "--hidden", "--seq-length", "--batch-size"):
@@ -190,7 +194,8 @@ def main(argv=None):
         int_at_least("--seed", args.seed, 0)
         for flag in ("--lr", "--clip"):
             positive_float(flag, getattr(args, flag[2:]))
-        train(args, load_text())
+        with blas_threads("onepage", args.threads):    # the machine's other work keeps its cores
+            train(args, load_text())
     except ConfigError as err:
         parser.error(str(err))
     return 0

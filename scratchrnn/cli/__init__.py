@@ -5,6 +5,10 @@ Errors a user can cause print one sentence to stderr and exit with status 2, wit
 traceback: every ``ScratchRNNError`` (bad files, impossible settings, no GPU), and every
 ``OSError`` (a full disk, an unwritable path, a closed pipe or a full device on stdout).
 The output is flushed inside that net, so a failing stdout is reported like any other.
+
+Every subcommand takes ``--threads N``: the BLAS threads it computes with (default: the
+policy of ``scratchrnn.core.threads``, one thread; ``$SCRATCHRNN_THREADS`` overrides the
+default; 0 = the BLAS library's own default). For ``grid`` it is the threads of each worker.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ import signal
 import sys
 import threading
 
+from scratchrnn import __version__
+from scratchrnn.core import threads
 from scratchrnn.core.backend import BACKEND_NAMES, default_backend_name
 from scratchrnn.core.errors import ConfigError, ScratchRNNError
 
@@ -33,11 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = UsageParser(prog="scratchrnn",
                          description="Recurrent networks from scratch: train, sample, evaluate, "
                                      "check gradients and look inside.")
+    parser.add_argument("--version", action="version", version=f"scratchrnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=UsageParser)
     sub.required = True
     for name in COMMANDS:
-        importlib.import_module(f"scratchrnn.cli.{name}").add_parser(sub)
+        command = importlib.import_module(f"scratchrnn.cli.{name}").add_parser(sub)
+        add_threads_flag(command, name)
     return parser
+
+
+def add_threads_flag(parser, name):
+    """``--threads N`` on one subcommand (see the module doc)."""
+    what = ("BLAS threads of each grid worker (default 1)" if name == "grid" else
+            f"BLAS threads to compute with (default {threads.POLICY.get(name, 1)}, the measured "
+            f"policy; ${threads.ENV} sets another default; 0 = the BLAS library's own, one per core)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help=what)
 
 
 def check_environment():
@@ -93,7 +109,8 @@ def _run(args) -> int:
     prefix = f"scratchrnn {args.command}: error:"
     try:
         check_environment()
-        code = int(args.func(args) or 0)
+        with threads.limit(args.command, getattr(args, "threads", None)):
+            code = int(args.func(args) or 0)
         sys.stdout.flush()
         return code
     except ScratchRNNError as err:

@@ -19,6 +19,8 @@ vocabulary lacks is an error, unless ``--drop-unknown`` drops such characters.
 from __future__ import annotations
 
 import os
+
+from scratchrnn.lm.corpora import CORPORA
 import sys
 import time
 
@@ -36,8 +38,9 @@ def add_parser(sub):
     p.add_argument("checkpoint", metavar="CKPT")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--text", default=None, metavar="FILE", help="analyse this UTF-8 file")
-    src.add_argument("--corpus", default=None, metavar="NAME",
-                     help="analyse the held-out split of this embedded corpus (default: the checkpoint's own)")
+    src.add_argument("--corpus", default=None, metavar="{" + ",".join(CORPORA) + "}",
+                     help=f"analyse the held-out split of this embedded corpus, {' or '.join(CORPORA)} "
+                          f"(default: the checkpoint's own)")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="which held-out split of the corpus (default test)")
     p.add_argument("--max-chars", type=int, default=20_000,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+from scratchrnn.lm.corpora import CORPORA
+
 
 def add_parser(sub):
     p = sub.add_parser("grid", help="train the paper's grid of models and tabulate their losses",
@@ -20,7 +22,8 @@ def add_parser(sub):
                                    "local process pool or a Dask cluster, and tabulate the losses.")
     data = p.add_argument_group("data")
     source = data.add_mutually_exclusive_group()
-    source.add_argument("--corpus", default=None, help="embedded corpus name (default python-docs)")
+    source.add_argument("--corpus", default=None, metavar="{" + ",".join(CORPORA) + "}",
+                        help=f"embedded corpus: {' or '.join(CORPORA)} (default python-docs)")
     source.add_argument("--text", default=None, metavar="FILE",
                         help="a UTF-8 text file (at the same path on every Dask worker)")
     data.add_argument("--max-chars", type=int, default=None, help="use the first N characters")
@@ -74,13 +77,19 @@ def _executor(args):
     from scratchrnn.core.validation import positive_float, positive_int
     from scratchrnn.grid.local_pool import LocalPool
 
+    threads = 1 if args.threads is None else positive_int("--threads", args.threads)
     if args.scheduler is not None or args.local_cluster is not None:
+        from scratchrnn.core.errors import ConfigError
         from scratchrnn.grid.dask_cluster import DaskCluster
+        if threads != 1:
+            raise ConfigError("--threads sets the local pool's workers; Dask workers run one BLAS "
+                              "thread each, set where they start (OPENBLAS_NUM_THREADS).")
         if args.local_cluster is not None:
             return DaskCluster(local_workers=positive_int("--local-cluster", args.local_cluster))
         return DaskCluster(scheduler=args.scheduler,
                            connect_timeout=positive_float("--connect-timeout", args.connect_timeout))
-    return LocalPool(positive_int("--workers", args.workers) if args.workers is not None else None)
+    return LocalPool(positive_int("--workers", args.workers) if args.workers is not None else None,
+                     threads=threads)
 
 
 def run(args):

@@ -4,6 +4,13 @@ Flags follow char-rnn where they fit (--rnn-size, --num-layers, --seq-length,
 --batch-size, --learning-rate, --grad-clip, --eval-val-every). With ``--resume CKPT``
 every flag left out is taken from the checkpoint; a flag that changes the architecture
 or the data must agree with it.
+
+The budget on ``--resume`` is the run's total: --max-steps, --max-epochs and --max-minutes
+count the whole run, from its first step (as the checkpoint, the progress bar and
+``Trainer.resume`` do), and the saved limits stand unless given again. So a resumed run with
+no budget flag ends where it would have ended had it never stopped. A resume whose budget is
+already spent trains nothing: it says so in one sentence, with the total that would give more,
+exits with status 2 and touches nothing.
 """
 from __future__ import annotations
 
@@ -12,7 +19,9 @@ import os
 import shlex
 import time
 
+from scratchrnn.core.errors import ConfigError
 from scratchrnn.engines.blas_kernel import blas_advice
+from scratchrnn.lm.corpora import CORPORA
 from scratchrnn.lm.run import TrainConfig, Trainer
 
 # flag -> TrainConfig field, for the flags whose default is "what the config says"
@@ -24,7 +33,9 @@ def add_parser(sub):
                        description="Train an RNN/GRU/LSTM language model with hand-written BPTT.")
     d = TrainConfig()
     data = p.add_argument_group("data")
-    data.add_argument("--corpus", default=None, help=f"embedded corpus name (default {d.source})")
+    data.add_argument("--corpus", default=None, metavar="{" + ",".join(CORPORA) + "}",
+                      help=f"embedded corpus: {' or '.join(CORPORA)}, built from this Python's own "
+                           f"standard library source or its documentation (default {d.source})")
     data.add_argument("--text", default=None, metavar="FILE", help="train on this UTF-8 text file instead")
     data.add_argument("--max-chars", type=int, default=None, help=f"use the first N characters (default {d.max_chars})")
     data.add_argument("--level", choices=("char", "word"), default=None, help="token level (default char)")
@@ -52,10 +63,19 @@ def add_parser(sub):
     o.add_argument("--grad-clip", type=float, default=None,
                    help=f"clip by global norm (default {d.grad_clip}; 0 = off)")
     o.add_argument("--clip-value", type=float, default=None, help="clip each element (0 = off)")
-    b = p.add_argument_group("budget and output")
-    b.add_argument("--max-steps", type=int, default=None)
-    b.add_argument("--max-epochs", type=float, default=None)
-    b.add_argument("--max-minutes", type=float, default=None, help=f"time budget (default {d.max_minutes})")
+    b = p.add_argument_group(
+        "budget and output",
+        "Training stops at the first limit reached. The limits count the whole run: on --resume "
+        "they are its totals, counted from its first step (the checkpoint's limits stand unless "
+        "given again), so to train on, give a larger total: --max-minutes 10 after a run of "
+        "3 minutes trains 7 more.")
+    b.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop after N training steps (windows of --seq-length x --batch-size tokens)")
+    b.add_argument("--max-epochs", type=float, default=None, metavar="E",
+                   help="stop after E passes over the training split (fractions allowed)")
+    b.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                   help=f"stop after M minutes of wall-clock training time, evaluations and "
+                        f"checkpoints included, data loading and samples not (default {d.max_minutes:g})")
     b.add_argument("--eval-val-every", "--eval-every", dest="eval_every", type=int, default=None,
                    help=f"evaluate and checkpoint every N steps (default {d.eval_every})")
     b.add_argument("--eval-tokens", type=int, default=None, help="val tokens scored per evaluation")
@@ -125,10 +145,35 @@ def suggested_prime(vocab, train_ids, limit=2000):
     return line.lstrip()[:8] or line[:8]
 
 
+def budget_spent_sentence(trainer, reason):
+    """One sentence: which of a resumed run's limits is already spent, and the total that
+    would give it as much again."""
+    cfg, p = trainer.cfg, trainer.progress
+    if reason == "early_stopping":
+        return (f"Nothing to train: early stopping already ended this run ({p.evals_since_best} "
+                f"evaluations without improvement, --patience {cfg.patience}); give a larger "
+                f"--patience to go on.")
+    if reason == "max_steps":
+        done, limit, flag, unit = p.step, cfg.max_steps, "--max-steps", "steps"
+        spent, more = f"{done} steps", f"{done + limit}"
+    elif reason == "max_epochs":
+        done, limit, flag, unit = trainer.stream.epoch_progress, cfg.max_epochs, "--max-epochs", "epochs"
+        spent, more = f"{done:.3g} epochs", f"{done + limit:.3g}"
+    else:
+        done, limit, flag, unit = p.elapsed_s / 60, cfg.max_minutes, "--max-minutes", "minutes"
+        spent, more = f"{done:.3g} minutes", f"{done + limit:.3g}"
+    return (f"Nothing to train: this run's budget is already spent, for it has trained {spent} "
+            f"and {flag} {limit:g} counts the whole run; give a larger total to go on, for "
+            f"example {flag} {more} for {limit:g} more {unit}.")
+
+
 def run(args):
     given = _overrides(args)
     if args.resume is not None:
         trainer = Trainer.resume(args.resume, overrides=given)
+        reason = trainer.budget_spent()              # the limits are the run's totals
+        if reason is not None:
+            raise ConfigError(budget_spent_sentence(trainer, reason))
     else:
         cfg = TrainConfig(**given)
         if "out_dir" not in given:

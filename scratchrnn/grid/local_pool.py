@@ -43,8 +43,9 @@ def default_workers():
 class LocalPool:
     """``with LocalPool(2) as pool: for task, record in pool.run(tasks): ...``"""
 
-    def __init__(self, workers=None):
+    def __init__(self, workers=None, threads=1):
         self.workers = workers or default_workers()
+        self.threads = threads     # BLAS threads per worker: 1, so K workers use K cores
         self.running = 0           # points in flight, for the progress display
         self._saved_env = None
 
@@ -53,7 +54,7 @@ class LocalPool:
 
     def __enter__(self):
         self._saved_env = {k: os.environ.get(k) for k in BLAS_THREAD_VARIABLES}
-        os.environ.update({k: "1" for k in BLAS_THREAD_VARIABLES})   # inherited by spawned workers
+        os.environ.update({k: str(self.threads) for k in BLAS_THREAD_VARIABLES})   # inherited by workers
         return self
 
     def __exit__(self, *exc):

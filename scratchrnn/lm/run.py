@@ -30,6 +30,7 @@ from scratchrnn.blocks.model import CharLM
 from scratchrnn.book.batching import BatchStream
 from scratchrnn.book.optim import LRSchedule, make_optimizer
 from scratchrnn.book.train import LN2, evaluate
+from scratchrnn.core import threads
 from scratchrnn.core.backend import CPU, get_backend
 from scratchrnn.core.errors import CheckpointError, ConfigError, DataError, ScratchRNNError, TrainingDiverged
 from scratchrnn.lm.checkpoint import checkpoint_name, write_atomically
@@ -169,6 +170,11 @@ class Trainer:
         if state:
             h = self.backend.asarray(state["h"])
             self.state = (h, self.backend.asarray(state["c"])) if "c" in state else h
+
+    def budget_spent(self):
+        """The limit that would stop the run before its next step ("max_steps", "max_epochs",
+        "max_minutes", "early_stopping"), or None. The limits are the run's totals."""
+        return self._budget_left(time.perf_counter())
 
     # ------------------------------------------------------------- checkpoints
     @property
@@ -340,6 +346,7 @@ class Trainer:
                     p.elapsed_s += now - started
                     started = now
                     scores = self._evaluate_and_save(sum(window_losses) / len(window_losses))
+                    threads.recheck()         # the BLAS threads follow the machine's other load
                     bar.write(f"step {p.step}  epoch {self.stream.epoch_progress:.2f}  "
                               f"train {window_losses[-1]:.3f}  val {scores['loss']:.4f} nats/{unit} "
                               f"({scores['bpc']:.3f} bits/{unit})  {rate:,.0f} {unit}s/s", file=sys.stderr)
