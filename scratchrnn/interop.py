@@ -17,7 +17,7 @@ without it.
 from __future__ import annotations
 
 from scratchrnn.core.backend import CPU
-from scratchrnn.core.errors import ConfigError
+from scratchrnn.core.errors import ConfigError, ShapeError
 from scratchrnn.blocks.layers import GRU, LSTM, RNN
 
 numpy = CPU.xp   # host NumPy, through the backend seam
@@ -73,8 +73,15 @@ def from_torch(module, backend=None, dtype=None):
     with torch.no_grad():
         for k in range(module.num_layers):
             for name, (pattern, transposed) in _TORCH_NAMES.items():
-                value = getattr(module, pattern.format(k=k)).detach().cpu().double().numpy()
+                torch_name = pattern.format(k=k)
+                value = getattr(module, torch_name).detach().cpu().double().numpy()
                 target = layer.params[f"l{k}.{name}"]
+                want = tuple(target.shape[::-1]) if transposed else tuple(target.shape)
+                if value.shape != want:
+                    raise ShapeError(f"from_torch: the module's {torch_name} has shape "
+                                     f"{tuple(value.shape)}, but a {type(module).__name__} of "
+                                     f"input_size={module.input_size}, hidden_size={module.hidden_size} "
+                                     f"needs {want}; its weights were replaced by ones of another size.")
                 target[...] = layer.backend.asarray(value.T if transposed else value,
                                                     dtype=layer.dtype)
     return layer
