@@ -23,6 +23,7 @@ import os
 
 from scratchrnn.lm.checkpoint import write_atomically
 from scratchrnn.core.errors import ConfigError
+from scratchrnn.grid.files import check_out_dir, check_spec
 from scratchrnn.grid.lock import GridLock, check_free
 from scratchrnn.grid.points import step_cost
 from scratchrnn.grid.progress import GridProgress
@@ -35,9 +36,7 @@ SPEC_NAME = "grid.json"
 def run_grid(spec, out_dir, executor, progress=True, retry_failed=False, say=print):
     """Run ``spec`` (a GridSpec) into ``out_dir`` on ``executor`` (LocalPool or DaskCluster,
     not yet entered). Returns the latest record per point of this grid."""
-    out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ConfigError(f"The output path {out_dir!r} is a file, not a directory; choose another --out.")
+    out_dir = check_out_dir(out_dir)
     saved = _read_spec(out_dir)
     merged = _merge(saved, spec.to_json(), out_dir)
     records = read_records(out_dir)
@@ -100,11 +99,12 @@ def _read_spec(out_dir):
     path = os.path.join(out_dir, SPEC_NAME)
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            data = json.load(f)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         raise ConfigError(f"{path!r} is not a grid's settings file; choose another --out.") from None
+    return check_spec(data, path)
 
 
 def _merge(saved, new, out_dir):

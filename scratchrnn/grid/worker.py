@@ -62,6 +62,10 @@ def _train_and_score(train, log):
     print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} "
           f"{'resuming at step ' + str(resumed_at) if resumed_at else 'starting'}", file=log, flush=True)
     result = trainer.run()
+    if result.steps == 0:                 # nothing trained: not a result to tabulate
+        from scratchrnn.core.errors import ConfigError
+        raise ConfigError("its budget ended before its first training step, so there is no trained "
+                          "model to score; give each point a larger budget")
     cfg, data, model = trainer.cfg, trainer.data, trainer.model
     scores = {}
     for split in ("train", "val", "test"):
