@@ -20,6 +20,7 @@ import socket
 import time
 
 LN2 = math.log(2.0)
+STOP_REQUESTED = None      # set (to the signal) by a local-pool worker told to stop between points
 BUDGET_FIELDS = ("max_steps", "max_minutes", "max_epochs", "patience")
 
 
@@ -32,6 +33,9 @@ def run_point(task):
         try:
             record.update(_train_and_score(task["train"], log))
             record["status"] = "ok"
+        except KeyboardInterrupt as exc:  # the run saved its last.npz and stopped (SIGTERM/SIGINT)
+            record.update(status="interrupted", reason=f"{(str(exc) or 'Interrupted').split(';')[0]}; "
+                                                      f"saved in its last.npz, a re-run resumes it")
         except MemoryError:
             record.update(status="failed", reason="it ran out of memory")
         except Exception as exc:          # noqa: BLE001 -- any failure is the point's result
@@ -40,7 +44,7 @@ def run_point(task):
             if not isinstance(exc, ScratchRNNError):
                 reason = f"{type(exc).__name__}: {reason}"
             record.update(status="failed", reason=reason)
-    if record["status"] == "failed":
+    if record["status"] != "ok":
         record["reason"] = record["reason"].rstrip(".") + "."
     record["wall_seconds"] = round(time.time() - started, 2)
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -58,6 +62,8 @@ def _train_and_score(train, log):
         trainer = Trainer.resume(last, overrides=overrides)
     else:
         trainer = Trainer(cfg)
+    if STOP_REQUESTED is not None:        # told to stop before the run took over the signal:
+        trainer._stop_signal = STOP_REQUESTED      # it stops (and saves) after one step
     resumed_at = trainer.progress.step
     print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} "
           f"{'resuming at step ' + str(resumed_at) if resumed_at else 'starting'}", file=log, flush=True)
