@@ -56,11 +56,13 @@ def _train_and_score(train, log):
     from scratchrnn.book.train import evaluate
 
     cfg = TrainConfig.from_json(train)
-    last = os.path.join(cfg.out_dir, "last.npz")
-    if os.path.exists(last):
-        overrides = {k: train[k] for k in BUDGET_FIELDS + ("out_dir", "progress")}
-        trainer = Trainer.resume(last, overrides=overrides)
+    from scratchrnn.lm.runfolder import latest_checkpoint
+    saved = latest_checkpoint(cfg.out_dir)
+    if saved is not None:                 # resumed in place, in the point's own run folder
+        overrides = {k: train[k] for k in BUDGET_FIELDS + ("progress",)}
+        trainer = Trainer.resume(saved, overrides=overrides)
     else:
+        _clear_run_folder(cfg.out_dir, log)
         trainer = Trainer(cfg)
     if STOP_REQUESTED is not None:        # told to stop before the run took over the signal:
         trainer._stop_signal = STOP_REQUESTED      # it stops (and saves) after one step
@@ -83,6 +85,25 @@ def _train_and_score(train, log):
             "stopped_because": result.stopped_because, "resumed_from_step": resumed_at,
             "train_seconds": round(trainer.progress.elapsed_s, 2), "best_val": result.best_val,
             **scores, "run_dir": cfg.out_dir}
+
+
+def _clear_run_folder(run_dir, log):
+    """A point's own run folder that holds no usable checkpoint (a run that failed before
+    its first one, or on a full disk) is emptied so that the point starts afresh; a run
+    folder some live process holds is left alone (the run refuses it)."""
+    import shutil
+    from scratchrnn.lm.runfolder import check_unlocked
+
+    if not os.path.isdir(run_dir) or not os.listdir(run_dir):
+        return
+    check_unlocked(run_dir)
+    print(f"--- no usable checkpoint in {run_dir}; starting the point afresh", file=log, flush=True)
+    for name in os.listdir(run_dir):
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
 
 
 def machine_info():
