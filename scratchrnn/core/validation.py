@@ -31,7 +31,11 @@ def finite_float(name, value, low=None, high=None, low_open=False, high_open=Fal
     """``value`` as a finite float inside the given bounds (open or closed at each end)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(f"{name} must be a number, got {value!r}.")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:                   # an integer beyond any float, e.g. 10**400
+        raise ConfigError(f"{name} must be a finite number, got an integer of "
+                          f"{len(str(abs(int(value))))} digits.") from None
     if not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}.")
     too_low = low is not None and (value <= low if low_open else value < low)
