@@ -213,7 +213,9 @@ def make_optimizer(name: str, lr, **hyper) -> Optimizer:
         raise ConfigError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
     try:
         return OPTIMIZERS[key](lr, **hyper)
-    except TypeError:
+    except TypeError as exc:
+        if isinstance(exc, ConfigError):         # a value of the wrong kind, named by its check
+            raise
         raise ConfigError(f"The {key} optimizer does not take the option(s) "
                           f"{', '.join(sorted(hyper))}.") from None
 
