@@ -223,6 +223,8 @@ def inspect_checkpoint(path):
                 raw = None if meta_member is None else _read_meta_bytes(zf, meta_member)
     except _Refused as why:
         raise CheckpointError(f"The checkpoint {path!r} is refused: {why}.") from None
+    except CheckpointError:           # already one sentence naming the file (a single .npy)
+        raise
     except _READ_ERRORS as exc:
         raise CheckpointError(f"The checkpoint {path!r} is corrupt or not a checkpoint "
                               f"({_reason(exc)}).") from None
@@ -310,6 +312,8 @@ def read_arrays(path, members):
             return {name: _read_member(zf, m) for name, m in members.items()}
     except _Refused as why:
         raise CheckpointError(f"The checkpoint {path!r} is refused: {why}.") from None
+    except CheckpointError:           # already one sentence naming the file (a single .npy)
+        raise
     except _READ_ERRORS as exc:
         raise CheckpointError(f"The checkpoint {path!r} is corrupt or not a checkpoint "
                               f"({_reason(exc)}).") from None
