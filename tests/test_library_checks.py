@@ -71,3 +71,26 @@ def test_from_torch_with_weights_of_another_size_names_the_parameter():
     with pytest.raises(ShapeError, match="weight_hh_l1.*\\(32, 7\\)"):
         from_torch(module)
     assert isinstance(ShapeError("x"), ScratchRNNError)
+
+
+def test_charlm_ids_outside_the_vocabulary_or_not_integers_are_refused_naming_ids():
+    from scratchrnn.blocks.model import CharLM
+
+    model = CharLM(10, "lstm", 8, 1)
+    with pytest.raises(ConfigError, match=r"ids must be token ids in \[0, 10\)"):
+        model.forward(np.full((3, 2), 99))
+    with pytest.raises(ConfigError, match="ids"):
+        model.forward(np.full((3, 2), -1))
+    with pytest.raises(ShapeError, match="ids must be token ids"):
+        model.forward(np.ones((3, 2)) + 1j)
+    logits, _ = model.forward(np.full((3, 2), 9))
+    assert logits.shape == (3, 2, 10)
+
+
+def test_charlm_checks_its_arguments_like_the_layers():
+    from scratchrnn.blocks.model import CharLM
+
+    for kwargs, name in ((dict(forget_bias=float("nan")), "forget_bias"), (dict(dtype="int32"), "dtype"),
+                         (dict(seed=-1), "seed")):
+        with pytest.raises(ConfigError, match=name):
+            CharLM(10, "lstm", 8, 1, **kwargs)
