@@ -56,8 +56,8 @@ def readme_table():
 
 
 def main(argv):
-    import io
     import contextlib
+    import io
     with contextlib.redirect_stdout(io.StringIO()):
         text = table(count())
     if "--write" in argv:

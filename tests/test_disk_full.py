@@ -191,3 +191,11 @@ def test_an_empty_lock_left_by_an_older_failed_write_is_stale_once_old(tmp_path)
     os.utime(lock, (old, old))
     assert Trainer(_config(out)).run().steps == 2
     assert not lock.exists()
+
+
+def test_a_point_whose_log_cannot_be_written_is_failed_naming_the_log(tmp_path):
+    """The point's log on a full disk (here: its folder is a file) fails the point with the
+    log's name; it does not take the grid down with an exception from the worker."""
+    (tmp_path / "logs").write_text("not a folder")
+    record = run_point({"name": "gru-1x8-seed0", "train": {}, "log": str(tmp_path / "logs" / "p.log")})
+    assert record["status"] == "failed" and str(tmp_path / "logs" / "p.log") in record["reason"]

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 import scratchrnn
-from scratchrnn.core.errors import ArgumentTypeError, ConfigError, ScratchRNNError, ShapeError
+from scratchrnn.core.errors import (
+    ArgumentTypeError,
+    ConfigError,
+    ScratchRNNError,
+    ShapeError,
+)
 
 pytestmark = pytest.mark.bad_input("library")
 

@@ -4,7 +4,6 @@ bool, null, 1e308). Resuming either works -- and the resumed run trains -- or is
 a CheckpointError naming the file; never an OverflowError or TypeError from the math. And the
 valid variations (the same numbers, a smaller lr, a smaller step count) are accepted."""
 import json
-import os
 
 import pytest
 

@@ -24,7 +24,6 @@ import signal
 import sys
 import threading
 
-from scratchrnn.lm.checkpoint import write_atomically
 from scratchrnn.core.errors import ConfigError
 from scratchrnn.grid.files import check_out_dir, check_spec
 from scratchrnn.grid.lock import GridLock, check_free
@@ -32,6 +31,7 @@ from scratchrnn.grid.points import step_cost
 from scratchrnn.grid.progress import GridProgress
 from scratchrnn.grid.report import findings, verdict, write_report
 from scratchrnn.grid.results import append_record, read_records
+from scratchrnn.lm.checkpoint import write_atomically
 
 SPEC_NAME = "grid.json"
 

@@ -28,22 +28,14 @@ def run_point(task):
     """task: {"name", "train": TrainConfig JSON, "log": path}. Returns the point's result record."""
     started = time.time()
     record = {"name": task["name"], "machine": machine_info()}
-    os.makedirs(os.path.dirname(task["log"]), exist_ok=True)
-    with open(task["log"], "a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
-        try:
-            record.update(_train_and_score(task["train"], log))
-            record["status"] = "ok"
-        except KeyboardInterrupt as exc:  # the run saved its last.npz and stopped (SIGTERM/SIGINT)
-            record.update(status="interrupted", reason=f"{(str(exc) or 'Interrupted').split(';')[0]}; "
-                                                      f"saved in its last.npz, a re-run resumes it")
-        except MemoryError:
-            record.update(status="failed", reason="it ran out of memory")
-        except Exception as exc:          # noqa: BLE001 -- any failure is the point's result
-            reason = str(exc) or type(exc).__name__
-            from scratchrnn.core.errors import ScratchRNNError
-            if not isinstance(exc, ScratchRNNError):
-                reason = f"{type(exc).__name__}: {reason}"
-            record.update(status="failed", reason=reason)
+    try:
+        os.makedirs(os.path.dirname(task["log"]), exist_ok=True)
+        with open(task["log"], "a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
+            _run_logged(task, log, record)
+    except OSError as exc:                # the log itself could not be written (a full disk)
+        if "status" not in record:
+            record.update(status="failed", reason=f"its log {task['log']!r} could not be written "
+                                                  f"({exc.strerror or exc})")
     if record["status"] != "ok":
         record["reason"] = record["reason"].rstrip(".") + "."
     record["wall_seconds"] = round(time.time() - started, 2)
@@ -51,12 +43,30 @@ def run_point(task):
     return record
 
 
+def _run_logged(task, log, record):
+    """Train and score the point into ``record`` (status ok, interrupted or failed)."""
+    try:
+        record.update(_train_and_score(task["train"], log))
+        record["status"] = "ok"
+    except KeyboardInterrupt as exc:  # the run saved its last.npz and stopped (SIGTERM/SIGINT)
+        record.update(status="interrupted", reason=f"{(str(exc) or 'Interrupted').split(';')[0]}; "
+                                                  f"saved in its last.npz, a re-run resumes it")
+    except MemoryError:
+        record.update(status="failed", reason="it ran out of memory")
+    except Exception as exc:          # noqa: BLE001 -- any failure is the point's result
+        reason = str(exc) or type(exc).__name__
+        from scratchrnn.core.errors import ScratchRNNError
+        if not isinstance(exc, ScratchRNNError):
+            reason = f"{type(exc).__name__}: {reason}"
+        record.update(status="failed", reason=reason)
+
+
 def _train_and_score(train, log):
-    from scratchrnn.lm.run import TrainConfig, Trainer
     from scratchrnn.book.train import evaluate
+    from scratchrnn.lm.run import TrainConfig, Trainer
+    from scratchrnn.lm.runfolder import latest_checkpoint
 
     cfg = TrainConfig.from_json(train)
-    from scratchrnn.lm.runfolder import latest_checkpoint
     saved = latest_checkpoint(cfg.out_dir)
     if saved is not None:                 # resumed in place, in the point's own run folder
         overrides = {k: train[k] for k in BUDGET_FIELDS + ("progress",)}
@@ -92,6 +102,7 @@ def _clear_run_folder(run_dir, log):
     its first one, or on a full disk) is emptied so that the point starts afresh; a run
     folder some live process holds is left alone (the run refuses it)."""
     import shutil
+
     from scratchrnn.lm.runfolder import check_unlocked
 
     if not os.path.isdir(run_dir) or not os.listdir(run_dir):
