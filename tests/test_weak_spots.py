@@ -101,3 +101,25 @@ def test_eval_reads_only_what_max_tokens_needs(ckpt, tmp_path, capsys, monkeypat
     text.write_text("def f(x):\n    return x\n" * 400)
     assert main(["eval", ckpt, "--text", str(text), "--max-tokens", "100"]) == 0
     assert asked == [101]
+
+
+def test_encoding_a_large_text_allocates_little_beyond_its_ids():
+    """Memory follows what is used: encoding N characters peaks near the N int64 ids it
+    returns (8 bytes each), not at the ~33 bytes per character of whole-text temporaries."""
+    import tracemalloc
+
+    from scratchrnn.lm.data import text_fingerprint
+    from scratchrnn.lm.vocab import Vocab
+
+    text = "def f(x):\n    return x * 2  # é\n" * 120_000          # ~4 million characters
+    vocab = Vocab.build(text[:1000], level="char")
+    tracemalloc.start()
+    try:
+        ids = vocab.encode(text)
+        text_fingerprint(text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(ids) == len(text) and ids.dtype == np.int64
+    assert vocab.decode(ids[:40]) == text[:40]
+    assert peak < 12 * len(text), f"{peak / len(text):.1f} bytes per character"
