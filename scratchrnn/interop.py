@@ -20,7 +20,7 @@ without it, and ``from_torch`` without torch says how to install it.
 from __future__ import annotations
 
 from scratchrnn.core.backend import CPU
-from scratchrnn.core.errors import ConfigError
+from scratchrnn.core.errors import ConfigError, ShapeError
 from scratchrnn.blocks.layers import DIRECTIONS, GRU, LSTM, RNN
 
 INSTALL_TORCH = ("from_torch needs PyTorch, which is not installed; install it with "
@@ -80,8 +80,14 @@ def from_torch(module, backend=None, dtype=None):
     with torch.no_grad():
         for ours, theirs, transposed in _name_pairs(layer):
             value = getattr(module, theirs).detach().cpu().double().numpy()
-            layer.params[ours][...] = layer.backend.asarray(value.T if transposed else value,
-                                                            dtype=layer.dtype)
+            target = layer.params[ours]
+            want = tuple(target.shape[::-1]) if transposed else tuple(target.shape)
+            if value.shape != want:
+                raise ShapeError(f"from_torch: the module's {theirs} has shape "
+                                 f"{tuple(value.shape)}, but a {type(module).__name__} of "
+                                 f"input_size={module.input_size}, hidden_size={module.hidden_size} "
+                                 f"needs {want}; its weights were replaced by ones of another size.")
+            target[...] = layer.backend.asarray(value.T if transposed else value, dtype=layer.dtype)
     return layer
 
 

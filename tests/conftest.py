@@ -91,3 +91,21 @@ def pytest_report_header(config):
     return [f"scratchrnn: hypothesis profile {settings.get_current_profile_name()!r}, "
             f"default backend {default_backend_name()!r}, "
             f"cupy {'available' if reason is None else 'unavailable: ' + reason}"]
+
+
+# ---- bad-input cases, counted by area for the README (tests/bad_input_count.py)
+# A test marked ``@pytest.mark.bad_input("area")`` feeds the project something a careless or
+# hostile user would; the files below hold nothing else, so their tests count under one area.
+BAD_INPUT_FILES = {"test_hostile_input.py": "command line", "test_cli_errors.py": "command line",
+                   "test_checkpoint_validation.py": "checkpoints"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "bad_input(area): a bad-input case, counted by area in the README")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        area = BAD_INPUT_FILES.get(os.path.basename(str(item.fspath)))
+        if area and item.get_closest_marker("bad_input") is None:
+            item.add_marker(pytest.mark.bad_input(area))

@@ -40,7 +40,7 @@ from scratchrnn.book import cells
 from scratchrnn.book.cells import gru, lstm, rnn
 from scratchrnn.core.backend import get_backend, host_rng
 from scratchrnn.core.errors import ConfigError, ShapeError
-from scratchrnn.core.validation import finite_float, positive_int
+from scratchrnn.core.validation import finite_float, positive_int, real_array
 
 PARAM_NAMES = ("W_x", "W_h", "b_x", "b_h")
 DIRECTIONS = ("", "_reverse")        # key suffix of the forward and the reverse direction
@@ -174,7 +174,7 @@ class Recurrent(Module):
         want = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
         arrays = []
         for a in parts:
-            a = self.xp.asarray(a, dtype=self.dtype)
+            a = real_array(self.xp, a, self.dtype, what)
             if a.shape != want:
                 rows = "2*num_layers" if self.bidirectional else "num_layers"
                 raise ShapeError(f"{what} must have shape {want} ({rows}, batch, hidden), "
@@ -184,7 +184,7 @@ class Recurrent(Module):
 
     def _as_sequence(self, x, width, what):
         """Validate a (T, B, width) array (or (B, T, width) when batch_first) -> time-major."""
-        x = self.xp.asarray(x, dtype=self.dtype)
+        x = real_array(self.xp, x, self.dtype, what)
         order = "(B, T, {})" if self.batch_first else "(T, B, {})"
         if x.ndim != 3 or x.shape[2] != width or x.shape[0] == 0 or x.shape[1] == 0:
             raise ShapeError(f"{what} must have shape {order.format(width)}, got {tuple(x.shape)}.")
@@ -298,7 +298,10 @@ class LSTM(Recurrent):
     cell = lstm
 
     def _split_options(self, options):
-        init = {"forget_bias": options.pop("forget_bias", None)}
+        forget_bias = options.pop("forget_bias", None)
+        if forget_bias is not None:
+            forget_bias = finite_float("forget_bias", forget_bias)
+        init = {"forget_bias": forget_bias}
         super()._split_options(options)
         return init, {}
 

@@ -94,8 +94,13 @@ class CharLM(Module):
         Returns logits (T, B, V) and the final state.
         """
         ids = self.xp.asarray(ids)
-        if ids.ndim != 2 or ids.dtype.kind not in "iu":
+        if ids.ndim != 2:
             raise ShapeError(f"ids must be a (T, B) integer array, got shape {tuple(ids.shape)}.")
+        if ids.dtype.kind not in "iu":
+            raise ShapeError(f"ids must be token ids (integers), got an array of {ids.dtype}.")
+        if not self.backend.is_gpu and ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
+            raise ConfigError(f"ids must be token ids in [0, {self.vocab_size}), got values from "
+                              f"{int(ids.min())} to {int(ids.max())}.")
         x = self.embed.forward(ids)                        # (T, B, E)
         hs, state = self.rnn.forward(x, state)             # (T, B, H)
         T, B, H = hs.shape

@@ -94,6 +94,18 @@ class Optimizer:
         missing = [k for k in ("lr", "t") + self.HYPER if k not in meta]
         if missing:
             raise CheckpointError(f"The saved {self.NAME} optimizer lacks {', '.join(missing)}.")
+        for key in ("lr", "t") + self.HYPER:      # tampered numbers stop here, not mid-update
+            value, default = meta[key], getattr(self, key, None)
+            kind = bool if isinstance(default, bool) else int if key == "t" else float
+            if kind is bool:
+                ok = isinstance(value, bool)
+            else:
+                ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                      and abs(value) <= 2 ** 53 and math.isfinite(value) and value >= 0
+                      and (kind is float or value == int(value)))
+            if not ok:
+                raise CheckpointError(f"The saved {self.NAME} optimizer's {key} is {value!r}, "
+                                      f"not a usable {kind.__name__}.")
         for h in self.HYPER:
             setattr(self, h, meta[h])
         be = get_backend(backend)
@@ -201,7 +213,9 @@ def make_optimizer(name: str, lr, **hyper) -> Optimizer:
         raise ConfigError(f"Unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}.")
     try:
         return OPTIMIZERS[key](lr, **hyper)
-    except TypeError:
+    except TypeError as exc:
+        if isinstance(exc, ConfigError):         # a value of the wrong kind, named by its check
+            raise
         raise ConfigError(f"The {key} optimizer does not take the option(s) "
                           f"{', '.join(sorted(hyper))}.") from None
 

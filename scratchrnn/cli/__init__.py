@@ -94,8 +94,34 @@ def _terminate(signum, frame):
     raise Terminated(signum)
 
 
+def _closed_streams():
+    """The sentence refusing to start when stdout was closed (``>&-``): Python then has no
+    sys.stdout and the first print would be a traceback. The closed descriptors are filled
+    with /dev/null first, so no file this process opens takes their number. A closed stderr
+    alone is only silenced (it carries messages and progress, not results)."""
+    closed_out = sys.stdout is None
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is None:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                if devnull != fd:
+                    os.dup2(devnull, fd)
+                    os.close(devnull)
+                setattr(sys, name, open(fd, "w", encoding="utf-8", closefd=False))
+            except OSError:
+                pass
+    if closed_out:
+        return ("standard output is closed (the command was started with >&-); give it "
+                "somewhere to write, e.g. > out.txt or > /dev/null.")
+    return None
+
+
 def main(argv=None) -> int:
+    closed = _closed_streams()
     args = build_parser().parse_args(argv)
+    if closed is not None:
+        print(f"scratchrnn {args.command}: error: {closed}", file=sys.stderr)
+        return 2
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:

@@ -62,6 +62,28 @@ def add_parser(sub):
     return p
 
 
+LOCK_NAME = "analyze.lock"
+
+
+def _report_file(name):
+    """Whether ``name`` is one a report writes (a killed analyze leaves some of them, and its
+    lock, behind: its folder is still a report's folder, taken over by the next run)."""
+    return (name in ("report.html", "summary.json", LOCK_NAME) or name.endswith(".png")
+            or (name.startswith(".") and name.endswith(".tmp")))
+
+
+def report_lock(folder):
+    """``with report_lock(folder):`` -- one analyze per folder; a lock whose process is gone
+    (a killed analyze) is stale and taken over, as for a training run's folder."""
+    from scratchrnn.lm.lockfile import FolderLock, describe_holder
+
+    path = os.path.join(folder, LOCK_NAME)
+    return FolderLock(path, lambda holder: (f"The report folder {folder!r} is in use by another "
+                                            f"analyze ({describe_holder(holder)}); wait for it or "
+                                            f"choose another --out."),
+                      f"Cannot take the lock {path!r}; another analyze is starting there.")
+
+
 def choose_out_dir(checkpoint, out, force):
     """The report folder: ``out`` or 'analysis' beside the checkpoint; ConfigError if it is a
     file, or a non-empty folder without an earlier report (unless ``force``)."""
@@ -69,7 +91,8 @@ def choose_out_dir(checkpoint, out, force):
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ConfigError(f"The output path {folder!r} is a file, not a folder; choose another --out.")
     if os.path.isdir(folder) and os.listdir(folder) and not force \
-            and not os.path.exists(os.path.join(folder, "report.html")):
+            and not os.path.exists(os.path.join(folder, "report.html")) \
+            and not all(_report_file(name) for name in os.listdir(folder)):
         raise ConfigError(f"The folder {folder!r} is not empty and holds no earlier report; choose "
                           f"another --out or pass --force (nothing in it is deleted).")
     existing = os.path.abspath(folder)
@@ -153,8 +176,10 @@ def run(args):
                           f"{len(train_text):,} training characters; choose a smaller order or a "
                           f"larger --ngram-chars.")
     options = ReportOptions(ngram_order=args.ngram_order, seed=args.seed)
-    result = analyze(model, vocab, text, out_dir, prefix=prefix, train_text=train_text, source=where,
-                     options=options, title=f"Inside {os.path.basename(args.checkpoint)}")
+    os.makedirs(out_dir, exist_ok=True)
+    with report_lock(out_dir):
+        result = analyze(model, vocab, text, out_dir, prefix=prefix, train_text=train_text,
+                         source=where, options=options, title=f"Inside {os.path.basename(args.checkpoint)}")
     s = result.summary
     print(f"analysed {len(text):,} characters of {where}: RNN loss {s['rnn_loss']:.4f} nats/char"
           + (f", {s['ngram']['order']}-gram {s['ngram']['ngram_loss']:.4f}" if "ngram" in s else ""),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from scratchrnn.core.errors import DataError
 from scratchrnn.lm.run import TrainConfig, prepare_data
@@ -33,7 +34,9 @@ def run(args):
     model, vocab, meta = load_model(args.checkpoint, backend=args.backend)
     if args.text is not None:
         from scratchrnn.lm.corpora import read_text_file
-        ids = vocab.encode(read_text_file(args.text), allow_unknown=vocab.level == "word")
+        wanted = args.max_tokens + 1 if args.max_tokens is not None and vocab.level == "char" else None
+        ids = vocab.encode(read_text_file(args.text, wanted),        # only what will be scored
+                           allow_unknown=vocab.level == "word")
         where = args.text
     else:
         cfg = TrainConfig.from_json(meta["train"])
@@ -42,6 +45,13 @@ def run(args):
     if len(ids) < 2:
         raise DataError(f"{where} has fewer than 2 tokens to score.")
     scores = evaluate(model, ids, args.batch_size, args.seq_len, args.max_tokens, vocab.pad_id)
+    available = len(ids) - 1 if args.max_tokens is None else min(len(ids) - 1, args.max_tokens)
+    scores["tokens_available"] = available
+    if scores["tokens"] < available and not args.json and vocab.pad_id is None:   # an unfilled tail
+        print(f"note: scored {scores['tokens']:,} of the {available:,} tokens: the evaluation runs "
+              f"{args.batch_size} streams in windows of {args.seq_len}, and the last "
+              f"{available - scores['tokens']:,} fill no whole window; --batch-size 1 --seq-length 1 "
+              f"scores every token (slowly).", file=sys.stderr)
     if args.json:
         print(json.dumps(scores))
     else:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from scratchrnn.lm.sample import STRATEGIES, generate, validate_options
+from scratchrnn.lm.sample import STRATEGIES, generate_pieces, validate_options
 from scratchrnn.lm.saved import load_model
 
 
@@ -27,7 +27,12 @@ def add_parser(sub):
 def run(args):
     validate_options(args.strategy, args.temperature, args.top_k, args.length, args.seed)
     model, vocab, _ = load_model(args.checkpoint, backend=args.backend)
-    text = generate(model, vocab, args.length, prime=args.prime, strategy=args.strategy,
-                    temperature=args.temperature, top_k=args.top_k, seed=args.seed)
-    sys.stdout.write(args.prime + text + "\n")
+    pieces = generate_pieces(model, vocab, args.length, prime=args.prime, strategy=args.strategy,
+                             temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+    sys.stdout.write(args.prime)
+    for i, piece in enumerate(pieces, 1):       # printed as it is drawn, not at the end
+        sys.stdout.write(piece)
+        if i % 64 == 0 or "\n" in piece:
+            sys.stdout.flush()
+    sys.stdout.write("\n")
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import sys
 import time
 
 from scratchrnn.core.errors import ConfigError
@@ -190,6 +191,11 @@ def run(args):
         print(f"note: {advice}", flush=True)
     _show_sample(trainer, "sample before training", args.sample_length, cfg.seed)
     result = trainer.run()
+    if result.steps == 0 or not os.path.exists(result.last_path):   # report only what is there
+        print(f"scratchrnn train: error: the budget ended before the first training step "
+              f"(stopped: {result.stopped_because}); nothing was trained and no checkpoint was "
+              f"written in {cfg.out_dir!r}.", file=sys.stderr)
+        return 2
     _show_sample(trainer, f"sample after {result.steps} steps", args.sample_length, cfg.seed)
     last = result.history["val"][-1] if result.history["val"] else None
     unit = trainer.data.vocab.level                    # char or word: the loss is per token
@@ -197,8 +203,9 @@ def run(args):
         print(f"val loss {last['loss']:.4f} nats/{unit} = {last['bpc']:.3f} bits/{unit} "
               f"(perplexity {last['perplexity']:.2f}, accuracy {last['accuracy']:.1%}); "
               f"best val {result.best_val:.4f}; stopped: {result.stopped_because}")
-    print(f"checkpoints: {result.last_path}" + (f", best {result.best_path}" if result.best_path else ""))
+    best = result.best_path if result.best_path and os.path.exists(result.best_path) else None
+    print(f"checkpoints: {result.last_path}" + (f", best {best}" if best else ""))
     prime = suggested_prime(trainer.data.vocab, trainer.data.train)
-    print(f"next: scratchrnn sample {shlex.quote(result.best_path or result.last_path)} "
+    print(f"next: scratchrnn sample {shlex.quote(best or result.last_path)} "
           f"--prime {shlex.quote(prime)}")
     return 0

@@ -50,13 +50,17 @@ class Backend:
 
     def rng(self, seed=None):
         """A seeded random generator *on this backend* (``xp.random.default_rng``)."""
-        return self.xp.random.default_rng(seed)
+        return self.xp.random.default_rng(_checked_seed(seed))
 
     def dtype(self, name) -> numpy.dtype:
         """``"float32"``/``"float64"``/a dtype -> a NumPy dtype object (CuPy shares them)."""
-        dt = numpy.dtype(name)
+        from scratchrnn.core.errors import ConfigError
+        try:
+            dt = numpy.dtype(name)
+        except (TypeError, ValueError):
+            raise ConfigError(f"dtype must be 'float32' or 'float64', got {name!r}.") from None
         if dt.kind != "f":
-            raise ValueError(f"dtype must be a floating type, got {dt.name!r}.")
+            raise ConfigError(f"dtype must be a floating type ('float32' or 'float64'), got {dt.name!r}.")
         return dt
 
     def synchronize(self) -> None:
@@ -68,7 +72,16 @@ class Backend:
 def host_rng(seed=None) -> numpy.random.Generator:
     """A NumPy generator on the host. Parameters are initialised here and then
     moved to the backend, so the same seed gives the same weights on CPU and GPU."""
-    return numpy.random.default_rng(seed)
+    return numpy.random.default_rng(_checked_seed(seed))
+
+
+def _checked_seed(seed):
+    """None, a generator or seed sequence as it is, else an integer >= 0 (ConfigError naming seed)."""
+    if seed is None or isinstance(seed, (numpy.random.Generator, numpy.random.SeedSequence,
+                                         numpy.random.BitGenerator)):
+        return seed
+    from scratchrnn.core.validation import seed_value
+    return seed_value("seed", seed)
 
 
 def cupy_unavailable_reason() -> str | None:

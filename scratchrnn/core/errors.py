@@ -26,6 +26,11 @@ class TrainingDiverged(ScratchRNNError):
     """The loss became NaN, infinite or far above its start; the last good checkpoint is kept."""
 
 
+class ArgumentTypeError(ConfigError, TypeError):
+    """An argument of the wrong kind (a string where a number goes, complex data where
+    real numbers go); a ``TypeError`` as well as a ``ConfigError``."""
+
+
 class ShapeError(ScratchRNNError):
     """An array whose shape does not fit the layer (wrong rank, size or batch)."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from scratchrnn.core.errors import ConfigError
+from scratchrnn.core.errors import ArgumentTypeError, ConfigError
 
 
 def positive_int(name, value):
@@ -20,7 +20,7 @@ def positive_int(name, value):
 def int_at_least(name, value, low):
     """``value`` as an int >= ``low`` (NumPy integers accepted; bools and floats refused)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
+        raise ArgumentTypeError(f"{name} must be an integer >= {low}, got {value!r}.")
     if value < low:
         what = "a positive integer" if low == 1 else f"an integer >= {low}"
         raise ConfigError(f"{name} must be {what}, got {value!r}.")
@@ -30,8 +30,12 @@ def int_at_least(name, value, low):
 def finite_float(name, value, low=None, high=None, low_open=False, high_open=False):
     """``value`` as a finite float inside the given bounds (open or closed at each end)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{name} must be a number, got {value!r}.")
-    value = float(value)
+        raise ArgumentTypeError(f"{name} must be a number, got {value!r}.")
+    try:
+        value = float(value)
+    except OverflowError:                   # an integer beyond any float, e.g. 10**400
+        raise ConfigError(f"{name} must be a finite number, got an integer of "
+                          f"{len(str(abs(int(value))))} digits.") from None
     if not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}.")
     too_low = low is not None and (value <= low if low_open else value < low)
@@ -51,3 +55,22 @@ def positive_float(name, value):
     if not value > 0:
         raise ConfigError(f"{name} must be a positive number, got {value!r}.")
     return value
+
+
+def seed_value(name, value):
+    """A random seed: None (fresh entropy) or an integer >= 0, as NumPy's generators take."""
+    if value is None:
+        return None
+    return int_at_least(name, value, 0)
+
+
+def real_array(xp, value, dtype, name):
+    """``value`` as a real floating array of ``dtype`` on ``xp``; complex numbers (whose
+    imaginary part would be dropped) and things that are not numbers are refused."""
+    if xp.iscomplexobj(value):
+        raise ArgumentTypeError(f"{name} must hold real numbers, got complex ones (the "
+                                f"imaginary part would be lost); pass x.real if that is meant.")
+    try:
+        return xp.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentTypeError(f"{name} must be an array of numbers ({exc}).") from None

@@ -16,6 +16,10 @@ Needs the ``cluster`` extra: ``pip install "scratchrnn[cluster]"``.
 """
 from __future__ import annotations
 
+import gc
+import re
+import sys
+import threading
 import uuid
 
 from scratchrnn.core.errors import ConfigError
@@ -31,6 +35,53 @@ def _distributed():
     return distributed
 
 
+ADDRESS = re.compile(r"^(?:(tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def check_address(address):
+    """``address`` if it is a Dask scheduler address this grid can use (``tcp://HOST:PORT``,
+    ``tls://HOST:PORT`` or ``HOST:PORT``), else ConfigError -- before any connection is tried."""
+    match = ADDRESS.match(str(address).strip())
+    if not match or not 0 < int(match.group(3)) < 65536:
+        raise ConfigError(f"--scheduler {address!r} is not a Dask scheduler address; give "
+                          f"tcp://HOST:PORT (e.g. tcp://10.0.0.5:8786), tls://HOST:PORT or HOST:PORT.")
+    return str(address).strip()
+
+
+def _connect(distributed, address, timeout):
+    """A Client connected to ``address`` within ``timeout`` seconds, else ConfigError.
+
+    Dask's own timeout covers reaching the port, not a port that answers and then says
+    nothing a scheduler would (another service): the connection is made in a daemon thread
+    and given up after the same time plus a margin. A client that failed to start is closed
+    and collected here, its complaints at garbage collection (``Client.__del__``) silenced,
+    so that the refusal stays one sentence."""
+    box = {}
+
+    def connect():
+        try:
+            box["client"] = distributed.Client(address, timeout=timeout, set_as_default=False)
+        except BaseException as exc:      # noqa: BLE001 -- handed to the caller
+            box["error"] = exc
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None       # Client.__del__ of a failed start
+    try:
+        thread = threading.Thread(target=connect, name="scratchrnn-dask-connect", daemon=True)
+        thread.start()
+        thread.join(timeout + 5.0)
+        if "client" in box:
+            return box["client"]
+        what = (f"{type(box['error']).__name__}" if "error" in box else
+                "it answers but not as a Dask scheduler")
+        box.clear()
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    raise ConfigError(f"Cannot reach a Dask scheduler at {address!r} within {timeout:g} s ({what}); "
+                      f"start one with 'dask scheduler' or check the address.")
+
+
 class DaskCluster:
     """``with DaskCluster(scheduler="tcp://host:8786") as c: for task, record in c.run(tasks): ...``
 
@@ -40,6 +91,8 @@ class DaskCluster:
     def __init__(self, scheduler=None, local_workers=None, connect_timeout=10.0):
         if (scheduler is None) == (local_workers is None):
             raise ConfigError("give either a scheduler address or a number of local workers.")
+        if scheduler is not None:
+            scheduler = check_address(scheduler)
         self.scheduler, self.local_workers, self.connect_timeout = scheduler, local_workers, connect_timeout
         self.client = self.cluster = None
         self.running = 0
@@ -65,13 +118,7 @@ class DaskCluster:
     def __enter__(self):
         distributed = _distributed()
         if self.scheduler is not None:
-            try:
-                self.client = distributed.Client(self.scheduler, timeout=self.connect_timeout,
-                                                 set_as_default=False)
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise ConfigError(f"Cannot reach a Dask scheduler at {self.scheduler!r} within "
-                                  f"{self.connect_timeout:g} s ({type(exc).__name__}); start one with "
-                                  f"'dask scheduler' or check the address.") from None
+            self.client = _connect(distributed, check_address(self.scheduler), self.connect_timeout)
         else:
             self.cluster = distributed.LocalCluster(n_workers=self.local_workers, threads_per_worker=1,
                                                     processes=True)

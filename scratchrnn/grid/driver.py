@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
+import threading
 
-from scratchrnn.lm.checkpoint import write_atomically
 from scratchrnn.core.errors import ConfigError
+from scratchrnn.grid.files import check_out_dir, check_spec
 from scratchrnn.grid.lock import GridLock, check_free
 from scratchrnn.grid.points import step_cost
 from scratchrnn.grid.progress import GridProgress
 from scratchrnn.grid.report import findings, verdict, write_report
 from scratchrnn.grid.results import append_record, read_records
+from scratchrnn.lm.checkpoint import write_atomically
 
 SPEC_NAME = "grid.json"
 
@@ -35,9 +39,7 @@ SPEC_NAME = "grid.json"
 def run_grid(spec, out_dir, executor, progress=True, retry_failed=False, say=print):
     """Run ``spec`` (a GridSpec) into ``out_dir`` on ``executor`` (LocalPool or DaskCluster,
     not yet entered). Returns the latest record per point of this grid."""
-    out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ConfigError(f"The output path {out_dir!r} is a file, not a directory; choose another --out.")
+    out_dir = check_out_dir(out_dir)
     saved = _read_spec(out_dir)
     merged = _merge(saved, spec.to_json(), out_dir)
     records = read_records(out_dir)
@@ -61,8 +63,14 @@ def run_grid(spec, out_dir, executor, progress=True, retry_failed=False, say=pri
             dashboard = getattr(executor, "dashboard", None)
             if dashboard:
                 say(f"Dask dashboard: {dashboard}")
-            _run_points(out_dir, merged, records, todo, executor, GridProgress(len(points), done, cost, progress))
-            write_report(out_dir, merged, records)
+            with _StopOnSignal(executor, out_dir) as stop:
+                try:
+                    _run_points(out_dir, merged, records, todo, executor,
+                                GridProgress(len(points), done, cost, progress))
+                except GridStopped:
+                    pass                    # an executor that cannot stop gently was left at once
+                write_report(out_dir, merged, records)
+                stop.raise_if_stopped(records, points)
     mine = {p.name: records[p.name] for p in points if p.name in records}
     failed = [r for r in mine.values() if r.get("status") != "ok"]
     say(f"{len(mine) - len(failed)} of {len(points)} points done, {len(failed)} failed; "
@@ -70,6 +78,66 @@ def run_grid(spec, out_dir, executor, progress=True, retry_failed=False, say=pri
     for claim, held, not_held in findings(merged, records):
         say(f"  {claim}: {verdict(held, not_held).replace('**', '')}")
     return mine
+
+
+class GridStopped(KeyboardInterrupt):
+    """SIGINT/SIGTERM stopped the grid; what finished is recorded, the rest resumes on a re-run."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.signum = signum
+
+
+class _StopOnSignal:
+    """``with _StopOnSignal(executor, out_dir) as stop:`` -- the first SIGINT/SIGTERM asks the
+    executor to stop (``request_stop``: no new points, the running ones save and return), or,
+    for an executor that cannot, leaves the loop at once (GridStopped); a second one kills the
+    workers, removes the grid's lock and exits at once (status 128 + signal)."""
+
+    def __init__(self, executor, out_dir):
+        self.executor, self.out_dir, self.signum, self.previous = executor, out_dir, None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:                      # the second signal: stop now
+            kill = getattr(self.executor, "kill", None)
+            if kill is not None:
+                kill()
+            try:
+                os.unlink(os.path.join(self.out_dir, "grid.lock"))
+            except OSError:
+                pass
+            try:
+                sys.stderr.write(f"scratchrnn grid: stopped at once by a second "
+                                 f"{signal.Signals(signum).name}; the points in flight resume from "
+                                 f"their last checkpoints on a re-run.\n")
+                sys.stderr.flush()
+            finally:
+                os._exit(128 + signum)
+        self.signum = signum
+        request = getattr(self.executor, "request_stop", None)
+        if request is None:
+            raise GridStopped("", signum)
+        request()
+
+    def raise_if_stopped(self, records, points):
+        if self.signum is None:
+            return
+        done = sum(1 for p in points if records.get(p.name, {}).get("status") in ("ok", "failed"))
+        raise GridStopped(f"stopped by {signal.Signals(self.signum).name}; {done} of {len(points)} points "
+                          f"done, the results so far are in {os.path.join(self.out_dir, 'results.md')}; "
+                          f"run the same command again to resume the others from their last "
+                          f"checkpoints.", self.signum)
 
 
 def _run_points(out_dir, spec_json, records, todo, executor, progress):
@@ -100,11 +168,12 @@ def _read_spec(out_dir):
     path = os.path.join(out_dir, SPEC_NAME)
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            data = json.load(f)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         raise ConfigError(f"{path!r} is not a grid's settings file; choose another --out.") from None
+    return check_spec(data, path)
 
 
 def _merge(saved, new, out_dir):

@@ -34,7 +34,7 @@ class GridProgress:
     def update(self, running, finished_record=None):
         """Refresh the counts; with ``finished_record``, one more point is done (and said so)."""
         if finished_record is not None:
-            if finished_record.get("status") != "ok":
+            if finished_record.get("status") == "failed":
                 self.failed += 1
             weight = self.weights.get(finished_record["name"], 0.0)
             self.done_weight += weight
@@ -55,6 +55,8 @@ class GridProgress:
 
 def describe(record):
     """One line about a finished point."""
+    if record.get("status") == "interrupted":
+        return f"stopped {record['name']}: {record.get('reason')}"
     if record.get("status") != "ok":
         return f"failed {record['name']}: {record.get('reason')}"
     resumed = f", resumed at step {record['resumed_from_step']}" if record.get("resumed_from_step") else ""

@@ -105,6 +105,10 @@ def markdown(spec, records, title):
     if failed:
         lines += ["## Failed points", ""] + [f"- `{r['name']}`: {r.get('reason', 'no reason recorded')}"
                                              for r in failed] + [""]
+    stopped = [r for r in records.values() if r.get("status") == "interrupted"]
+    if stopped:
+        lines += ["## Interrupted points (a re-run resumes them)", ""] + [
+            f"- `{r['name']}`: {r.get('reason', 'stopped')}" for r in stopped] + [""]
     lines += ["## Machines", ""] + _machines(ok + failed) + [""]
     if ok:
         lines += ["![val loss against parameter count](results.png)", ""]

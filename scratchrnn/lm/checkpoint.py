@@ -51,8 +51,11 @@ def write_atomically(path, write) -> None:
     Every file the package writes (checkpoints, history, reports) goes through here."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+                                   suffix=".tmp")
+    except OSError as exc:
+        raise _naming(exc, path) from None
     try:
         os.fchmod(fd, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
@@ -60,13 +63,22 @@ def write_atomically(path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None:
+            raise _naming(exc, path) from None       # a full disk says which file it stopped
         raise
     _fsync_directory(directory)
+
+
+def _naming(exc: OSError, path: str) -> OSError:
+    """The same OSError (errno, reason) with ``path`` as its file name."""
+    if exc.filename is not None:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc) or type(exc).__name__, path)
 
 
 def _current_umask() -> int:
@@ -211,6 +223,8 @@ def inspect_checkpoint(path):
                 raw = None if meta_member is None else _read_meta_bytes(zf, meta_member)
     except _Refused as why:
         raise CheckpointError(f"The checkpoint {path!r} is refused: {why}.") from None
+    except CheckpointError:           # already one sentence naming the file (a single .npy)
+        raise
     except _READ_ERRORS as exc:
         raise CheckpointError(f"The checkpoint {path!r} is corrupt or not a checkpoint "
                               f"({_reason(exc)}).") from None
@@ -298,6 +312,8 @@ def read_arrays(path, members):
             return {name: _read_member(zf, m) for name, m in members.items()}
     except _Refused as why:
         raise CheckpointError(f"The checkpoint {path!r} is refused: {why}.") from None
+    except CheckpointError:           # already one sentence naming the file (a single .npy)
+        raise
     except _READ_ERRORS as exc:
         raise CheckpointError(f"The checkpoint {path!r} is corrupt or not a checkpoint "
                               f"({_reason(exc)}).") from None

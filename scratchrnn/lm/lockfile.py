@@ -53,6 +53,21 @@ def is_stale(holder):
             and holder["pid"] != os.getpid() and not pid_alive(holder["pid"]))
 
 
+EMPTY_LOCK_STALE_S = 10.0   # an empty or unreadable lock older than this was left by a failed write
+
+
+def lock_is_stale(path, holder):
+    """Whether the lock at ``path`` (contents ``holder``, as read_lock gives them) is stale:
+    its process is gone, or it is empty/unreadable and older than EMPTY_LOCK_STALE_S (a
+    process that could not write its lock, say on a full disk; a live one writes it at once)."""
+    if holder == {}:
+        try:
+            return time.time() - os.stat(path).st_mtime > EMPTY_LOCK_STALE_S
+        except OSError:
+            return True
+    return is_stale(holder)
+
+
 def describe_holder(holder):
     """'process PID on HOST' for a readable lock, 'another process' for an unreadable one."""
     return f"process {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
@@ -62,7 +77,7 @@ def refuse_if_held(path, refusal):
     """ConfigError(refusal(holder)) when a live process holds the lock at ``path``; a missing
     or stale lock passes (changes nothing). ``refusal`` maps the lock's contents to one sentence."""
     holder = read_lock(path)
-    if holder is None or is_stale(holder):
+    if holder is None or lock_is_stale(path, holder):
         return
     raise ConfigError(refusal(holder))
 
@@ -89,8 +104,15 @@ class FolderLock:
                 continue
             body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                "started": time.strftime("%Y-%m-%d %H:%M:%S")})
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(body + "\n")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(body + "\n")
+            except OSError as exc:            # a full disk: leave no empty lock behind
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
+                raise OSError(exc.errno, exc.strerror or str(exc), self.path) from None
             return self
         refuse_if_held(self.path, self.refusal)
         raise ConfigError(self.busy)

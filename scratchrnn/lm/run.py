@@ -33,6 +33,7 @@ from scratchrnn.book.train import LN2, evaluate
 from scratchrnn.core import threads
 from scratchrnn.core.backend import CPU, get_backend
 from scratchrnn.core.errors import CheckpointError, ConfigError, DataError, ScratchRNNError, TrainingDiverged
+from scratchrnn.core.validation import finite_float
 from scratchrnn.lm.checkpoint import checkpoint_name, write_atomically
 from scratchrnn.lm.config import ARCHITECTURE, TrainConfig
 from scratchrnn.lm.data import prepare_data
@@ -155,11 +156,16 @@ class Trainer:
             self.opt.load_state_dict(split_arrays(arrays, "optim"), meta["optim"], self.backend)
             self.stream.load_state_dict(meta["stream"])
             p = meta["progress"]
+            if p.get("first_loss") is not None:
+                finite_float("progress.first_loss", p["first_loss"], 0.0)
             self.progress = _Progress(p["step"], p["elapsed_s"], p["best_val"], p["best_path"],
                                       p["evals_since_best"], meta["history"],
                                       p.get("run_id") or _Progress().run_id, p.get("first_loss"))
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
-            raise CheckpointError(f"The checkpoint {resume['path']!r} cannot be resumed ({exc}).") from None
+            _check_magnitudes(meta, resume["path"])
+            self.schedule.apply(self.opt, self.stream.epoch)          # the first step's rate, now
+        except (KeyError, TypeError, ValueError, ArithmeticError, ConfigError) as exc:
+            raise CheckpointError(f"The checkpoint {resume['path']!r} cannot be resumed "
+                                  f"({str(exc).rstrip('.')}).") from None
         saved_text = meta.get("text")
         if isinstance(saved_text, dict) and saved_text != self.data.text:
             raise CheckpointError(f"The training text of {resume['path']!r} has changed since it was "
@@ -361,6 +367,28 @@ class Trainer:
             bar.close()
         return TrainResult(self.model, self.data.vocab, p.history,
                            self.last_path, p.best_path, p.best_val, reason, p.step)
+
+
+def _check_magnitudes(meta, path):
+    """CheckpointError for a number in the saved run's state (progress, stream, optimizer) that
+    passed the schema but no run could have written: an integer beyond 2**53 (say, a step
+    count of 10**400, which overflows the first float it meets) or a NaN."""
+    def walk(value, where):
+        if isinstance(value, bool):
+            return
+        if isinstance(value, int) and abs(value) > 2 ** 53:
+            raise CheckpointError(f"The checkpoint {path!r} cannot be resumed ({where} is an integer of "
+                                  f"{len(str(abs(value)))} digits, beyond what a run writes).")
+        if isinstance(value, float) and math.isnan(value):
+            raise CheckpointError(f"The checkpoint {path!r} cannot be resumed ({where} is NaN).")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]")
+    for section in ("progress", "stream", "optim"):
+        walk(meta.get(section), section)
 
 
 def threading_main():

@@ -20,7 +20,7 @@ import re
 
 from scratchrnn.lm.checkpoint import inspect_checkpoint, repair_sidecar
 from scratchrnn.core.errors import CheckpointError, ConfigError
-from scratchrnn.lm.lockfile import FolderLock, describe_holder, is_stale, read_lock, refuse_if_held
+from scratchrnn.lm.lockfile import FolderLock, describe_holder, lock_is_stale, read_lock, refuse_if_held
 
 LOCK_NAME = "train.lock"
 LAST = "last.npz"
@@ -44,7 +44,8 @@ def _leftovers(directory):
     for name in sorted(os.listdir(directory)):
         if _TEMP.match(name):
             continue
-        if name == LOCK_NAME and is_stale(read_lock(os.path.join(directory, name)) or {}):
+        lock = os.path.join(directory, name)
+        if name == LOCK_NAME and lock_is_stale(lock, read_lock(lock) or {}):
             continue
         names.append(name)
     return names
@@ -67,11 +68,39 @@ def check_fresh(directory):
     if os.path.exists(os.path.join(directory, LAST)):
         raise ConfigError(f"The output directory {directory!r} already holds a run; resume it with "
                           f"--resume {os.path.join(directory, LAST)} or choose another --out.")
+    saved = latest_checkpoint(directory)
+    if saved is not None:            # a best checkpoint whose last.npz was never written
+        raise ConfigError(f"The output directory {directory!r} already holds a run's checkpoint but "
+                          f"no {LAST} (a write failed?); resume it with --resume {saved} or choose "
+                          f"another --out.")
     names = _leftovers(directory)
     if names:
         raise ConfigError(f"The output directory {directory!r} is not empty (it holds {names[0]!r}"
                           f"{f' and {len(names) - 1} more' if len(names) > 1 else ''}); a run writes "
                           f"only into a new or empty folder, so choose another --out.")
+
+
+def latest_checkpoint(directory):
+    """The checkpoint a run in ``directory`` continues from: its last.npz, or, when a write
+    failed (a full disk) after the best checkpoint but before last.npz, the newest-step
+    checkpoint that reads as one; None when there is none."""
+    last = os.path.join(directory, LAST)
+    if os.path.exists(last):
+        return last
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".npz"))
+    except OSError:
+        return None
+    found = []
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            step = _saved_run(path)[1]
+        except (CheckpointError, OSError):
+            continue
+        if isinstance(step, int) and not isinstance(step, bool):
+            found.append((step, path))
+    return max(found)[1] if found else None
 
 
 def _saved_run(path):

@@ -37,6 +37,9 @@ def choose_next(logits, strategy, rng, temperature=1.0, top_k=None):
     return int(rng.choice(len(p), p=p / p.sum()))
 
 
+MAX_LENGTH = 10_000_000     # tokens one sample may ask for (minutes of generation, not years)
+
+
 def validate_options(strategy, temperature, top_k, length, seed=None):
     """Raise ConfigError (one sentence) for settings that cannot work."""
     if strategy not in STRATEGIES:
@@ -47,6 +50,9 @@ def validate_options(strategy, temperature, top_k, length, seed=None):
     if top_k is not None:
         positive_int("top-k", top_k)
     int_at_least("length", length, 0)
+    if length > MAX_LENGTH:
+        raise ConfigError(f"length must be at most {MAX_LENGTH:,} tokens, got {length:,}; "
+                          f"sample in several runs for more.")
     if seed is not None:
         int_at_least("seed", seed, 0)
 
@@ -59,30 +65,39 @@ def generate(model, vocab, length, prime="", strategy="sample", temperature=1.0,
     starts from the zero state and a random first token. Unknown characters in the
     prime raise DataError (from ``vocab.encode``).
     """
+    return "".join(generate_pieces(model, vocab, length, prime, strategy, temperature, top_k, seed))
+
+
+def generate_pieces(model, vocab, length, prime="", strategy="sample", temperature=1.0, top_k=None,
+                    seed=None):
+    """``generate``, one token's text at a time as it is drawn (for printing as it goes).
+    The options are checked before the first token."""
     validate_options(strategy, temperature, top_k, length, seed)
     if top_k is not None:
         top_k = min(top_k, len(vocab))
     rng = host_rng(seed)
+    prime_ids = vocab.encode(prime) if prime else []
+    return _pieces(model, vocab, length, prime_ids, strategy, temperature, top_k, rng)
+
+
+def _pieces(model, vocab, length, prime_ids, strategy, temperature, top_k, rng):
     was_training = model.rnn.training
     model.eval()
     try:
         state = model.initial_state(1)
-        prime_ids = vocab.encode(prime) if prime else []
         if len(prime_ids):
             logits, state = model.forward(model.xp.asarray(prime_ids).reshape(-1, 1), state)
             last = _allowed_logits(model, logits[-1, 0], vocab)
         else:
             last = None
-        out = []
         for _ in range(length):
             first_choice = strategy if last is not None else "rand"   # no prime: a random start
             if last is None:
                 last = _allowed_logits(model, model.xp.zeros(len(vocab)), vocab)
             token = choose_next(last, first_choice, rng, temperature, top_k)
-            out.append(token)
+            yield vocab.decode([token])
             logits, state = model.step_logits([token], state)
             last = _allowed_logits(model, logits[0], vocab)
-        return vocab.decode(out)
     finally:
         model.train(was_training)
 

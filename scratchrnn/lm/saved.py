@@ -181,7 +181,8 @@ def _check_progress(meta):
         _checked(int_at_least, "progress", key, _field(progress, "progress", key), 0)
     _checked(finite_float, "progress", "elapsed_s", _field(progress, "progress", "elapsed_s"), 0.0)
     best = _field(progress, "progress", "best_val")
-    if isinstance(best, bool) or not isinstance(best, (int, float)) or math.isnan(best):
+    if isinstance(best, bool) or not isinstance(best, (int, float)) or (
+            isinstance(best, int) and abs(best) > 2 ** 53) or math.isnan(best):
         raise _Bad(f"progress.best_val is {best!r}, not a number")
     if not isinstance(_field(progress, "progress", "best_path"), (str, type(None))):
         raise _Bad("progress.best_path is neither a path nor null")

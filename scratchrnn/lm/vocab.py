@@ -28,6 +28,9 @@ def tokenize(text: str) -> list[str]:
     return _WORD_RE.findall(text)
 
 
+ENCODE_CHUNK = 1 << 16     # characters encoded at a time (bounded temporaries)
+
+
 class Vocab:
     """A fixed, deterministic mapping between tokens and ids 0..V-1.
 
@@ -107,15 +110,25 @@ class Vocab:
         if self.level == "word":
             unk = self.unk_id
             return _np.array([self._index.get(t, unk) for t in tokenize(text)], dtype=_np.int64)
-        cps = _np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        out, n = _np.empty(len(text), dtype=_np.int64), 0
+        for start in range(0, len(text), ENCODE_CHUNK):    # in chunks: the temporaries stay
+            part = self._encode_chars(text, start, allow_unknown)   # small, whatever the text
+            out[n:n + len(part)] = part
+            n += len(part)
+        return out if n == len(out) else out[:n].copy()     # (dropped unknown characters)
+
+    def _encode_chars(self, text, start, allow_unknown):
+        """ids (int64) of ``text[start:start + ENCODE_CHUNK]`` (char level)."""
+        chunk = text[start:start + ENCODE_CHUNK]
+        cps = _np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype="<u4")
         pos = _np.searchsorted(self._codepoints, cps)
         known = self._codepoints[_np.minimum(pos, len(self) - 1)] == cps
         if not known.all():
             if not allow_unknown:
-                bad = text[int(_np.argmin(known))]
+                bad = chunk[int(_np.argmin(known))]
                 raise DataError(f"The character {bad!r} is not in the model's vocabulary.")
             pos = pos[known]
-        return pos.astype(_np.int64)
+        return pos.astype(_np.int64, copy=False)
 
     def decode(self, ids) -> str:
         """ids (N,) int (host or device array, or list) -> text; tokens joined with nothing between."""

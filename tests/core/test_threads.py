@@ -151,7 +151,7 @@ def test_eval_runs_with_the_chosen_count(machine, monkeypatch, checkpoint, capsy
                                              ("busy", "2", 2)])
 def test_sample_runs_with_the_chosen_count(machine, monkeypatch, checkpoint, capsys, state, flag, want):
     machine(state)
-    seen = _spy(monkeypatch, cli_sample, "generate")
+    seen = _spy(monkeypatch, cli_sample, "generate_pieces")
     assert main(["sample", checkpoint, "--length", "5"] + (["--threads", flag] if flag else [])) == 0
     assert seen == [want]
 

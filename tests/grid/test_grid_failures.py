@@ -42,11 +42,12 @@ def test_an_exception_in_a_point_is_its_result(tmp_path, monkeypatch):
 
 def test_records_append_as_whole_lines_and_the_latest_counts(tmp_path):
     append_record(tmp_path, {"name": "a", "status": "failed", "reason": "x"})
-    append_record(tmp_path, {"name": "b", "status": "ok"})
-    append_record(tmp_path, {"name": "a", "status": "ok"})
+    append_record(tmp_path, {"name": "b", "status": "interrupted"})
+    append_record(tmp_path, {"name": "a", "status": "failed", "reason": "z"})
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert len(lines) == 3
-    assert read_records(tmp_path) == {"a": {"name": "a", "status": "ok"}, "b": {"name": "b", "status": "ok"}}
+    assert read_records(tmp_path) == {"a": {"name": "a", "status": "failed", "reason": "z"},
+                                      "b": {"name": "b", "status": "interrupted"}}
 
 
 def _spec(cells=("rnn", "gru", "lstm"), layers=(1, 2), sizes=(64, 128)):
