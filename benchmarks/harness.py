@@ -25,8 +25,18 @@ import time
 from pathlib import Path
 
 from .impls import IMPLS
-from .measuring import (CELLS, GRID, QUICK_GRID, QUICK_SWEEPS, SWEEP_BASE, SWEEPS, enrich,
-                        evaluate_targets, fit_exponent, size_name)
+from .measuring import (
+    CELLS,
+    GRID,
+    QUICK_GRID,
+    QUICK_SWEEPS,
+    SWEEP_BASE,
+    SWEEPS,
+    enrich,
+    evaluate_targets,
+    fit_exponent,
+    size_name,
+)
 from .rendering import rerender, write_tables_and_plots
 from .running import HERE, Worker, gpu_info, machine_info, run_case, set_autogroup_nice, versions
 

@@ -129,8 +129,8 @@ def _scratch_trainer(s, seed, dtype, forget_bias, torch_init):
     if torch_init:                               # the same-init twin: PyTorch's weights
         import torch
         torch.set_num_threads(1)
-        from scratchrnn import interop
         from benchmarks.torch_lm import torch_modules
+        from scratchrnn import interop
         rnn, head = torch_modules("lstm", len(trainer.data.vocab), s["hidden_size"], s["num_layers"],
                                   seed, dtype)
         layer = interop.from_torch(rnn, dtype=dtype)

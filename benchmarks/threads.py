@@ -58,6 +58,7 @@ LOAD_SIZE = 384          # the competitors' square matrices
 def child_gemm():
     """Time every GEMM shape with the BLAS threads this process started with."""
     import numpy as np
+
     from scratchrnn.core.threads import blas_threads
     rng = np.random.default_rng(0)
     rows = []
@@ -213,10 +214,11 @@ def competitors(count):
 
 
 def describe_machine():
-    from scratchrnn.core.threads import cores
-    from scratchrnn.engines.blas_kernel import describe
     import numpy
     import threadpoolctl
+
+    from scratchrnn.core.threads import cores
+    from scratchrnn.engines.blas_kernel import describe
     model = "?"
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as f:
@@ -269,7 +271,9 @@ def _spread(values, fmt):
 
 
 def gemm_table(records):
-    lines = ["| GEMM | shape (m, k) @ (k, n) | quiet 1 thread µs | quiet 2 threads µs | 2-thread speed-up quiet | loaded 1 thread µs | loaded 2 threads µs | 2-thread speed-up loaded |",
+    lines = ["| GEMM | shape (m, k) @ (k, n) | quiet 1 thread µs | quiet 2 threads µs "
+             "| 2-thread speed-up quiet | loaded 1 thread µs | loaded 2 threads µs "
+             "| 2-thread speed-up loaded |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     gemm = [r for r in records if r["part"] == "gemm"]
     for i, (what, m, k, n) in enumerate(GEMM_SHAPES):
@@ -347,7 +351,8 @@ def render_markdown(data, note=""):
             f"*without the two competitors*, not idle. \"loaded\" adds two processes running "
             f"{data['competitors']['matrix']}×{data['competitors']['matrix']} float32 NumPy matrix "
             f"products with NumPy's default threads, each in a session of its own (as in another "
-            f"terminal; the scheduler's autogroups were {'on' if m.get('sched_autogroup') else 'off'}). Each measurement ran in its own process, "
+            f"terminal; the scheduler's autogroups were "
+            f"{'on' if m.get('sched_autogroup') else 'off'}). Each measurement ran in its own process, "
             f"old and new alternating, {data['rounds']} rounds; medians with (min–max). The "
             f"per-measurement load is in `threads.json`.\n")
     parts = [head]

@@ -32,6 +32,7 @@ class TorchLMRun:
 
     def __init__(self, cfg, device="cpu", threads=None):
         import torch
+
         from scratchrnn.book.batching import BatchStream
         from scratchrnn.core.errors import ConfigError
         from scratchrnn.lm.run import prepare_data

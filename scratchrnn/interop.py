@@ -19,9 +19,9 @@ without it, and ``from_torch`` without torch says how to install it.
 """
 from __future__ import annotations
 
+from scratchrnn.blocks.layers import DIRECTIONS, GRU, LSTM, RNN
 from scratchrnn.core.backend import CPU
 from scratchrnn.core.errors import ConfigError, ShapeError
-from scratchrnn.blocks.layers import DIRECTIONS, GRU, LSTM, RNN
 
 INSTALL_TORCH = ("from_torch needs PyTorch, which is not installed; install it with "
                  "pip install 'scratchrnn[torch]'.")

@@ -58,10 +58,10 @@ import re  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+from scratchrnn.book.train import evaluate  # noqa: E402
 from scratchrnn.core.backend import CPU  # noqa: E402
 from scratchrnn.lm.run import TrainConfig, Trainer  # noqa: E402
 from scratchrnn.lm.sample import generate  # noqa: E402
-from scratchrnn.book.train import evaluate  # noqa: E402
 
 np = CPU.xp            # host arrays: results and figures
 

@@ -50,14 +50,14 @@ import time  # noqa: E402
 import timeit  # noqa: E402
 
 from scratchrnn import gru_weights, ops  # noqa: E402
-from scratchrnn.core.backend import CPU  # noqa: E402
-from scratchrnn.book.batching import BatchStream, split_ids  # noqa: E402
-from scratchrnn.lm.corpora import load_corpus  # noqa: E402
-from scratchrnn.core.errors import TrainingDiverged  # noqa: E402
 from scratchrnn.blocks.heads import cross_entropy_backward_full_jacobian, softmax_cross_entropy  # noqa: E402,E501
 from scratchrnn.blocks.layers import GRU  # noqa: E402
-from scratchrnn.book.optim import clip_grad_norm, make_optimizer  # noqa: E402
 from scratchrnn.blocks.sequence_model import SequenceModel  # noqa: E402
+from scratchrnn.book.batching import BatchStream, split_ids  # noqa: E402
+from scratchrnn.book.optim import clip_grad_norm, make_optimizer  # noqa: E402
+from scratchrnn.core.backend import CPU  # noqa: E402
+from scratchrnn.core.errors import TrainingDiverged  # noqa: E402
+from scratchrnn.lm.corpora import load_corpus  # noqa: E402
 from scratchrnn.lm.vocab import Vocab  # noqa: E402
 
 np = CPU.xp            # host arrays: results and figures

@@ -41,8 +41,8 @@ except ImportError:
 
 import numpy as np  # noqa: E402
 
-from scratchrnn.core.backend import BACKEND_NAMES, get_backend  # noqa: E402
 from scratchrnn.cli import UsageParser  # noqa: E402
+from scratchrnn.core.backend import BACKEND_NAMES, get_backend  # noqa: E402
 from scratchrnn.core.errors import ConfigError, ScratchRNNError  # noqa: E402
 from scratchrnn.core.validation import finite_float, int_at_least  # noqa: E402
 

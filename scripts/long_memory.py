@@ -64,10 +64,10 @@ L = lessonkit.start("long_memory", globals(), SPEC)
 # %%
 import time  # noqa: E402
 
-from scratchrnn.core.backend import CPU  # noqa: E402
 from scratchrnn.blocks.heads import Head, mean_squared_error, softmax_cross_entropy  # noqa: E402
 from scratchrnn.blocks.layers import GRU, LSTM, RNN  # noqa: E402
 from scratchrnn.book.optim import clip_grad_norm, make_optimizer  # noqa: E402
+from scratchrnn.core.backend import CPU  # noqa: E402
 
 np = CPU.xp            # host arrays: the data, results and figures
 
@@ -374,7 +374,7 @@ def main(L):
                              ("adding", "the adding problem", "normalised MSE")):
         gaps = lengths[task]
         fail = {cell: fails_at(gaps, scores[task][cell], task) for cell in CELLS}
-        rank = lambda c: fail[c] if fail[c] is not None else 10 ** 9
+        rank = lambda c, fail=fail: fail[c] if fail[c] is not None else 10 ** 9
         said = "; ".join(f"{c} " + (f"fails at {fail[c]}" if fail[c] is not None
                                     else f"never fails up to {gaps[-1]}") for c in CELLS)
         longest = {c: pm(scores[task][c][-1], 2) for c in CELLS}

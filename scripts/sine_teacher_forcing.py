@@ -54,11 +54,11 @@ L = lessonkit.start("sine_teacher_forcing", globals(), SPEC)
 # %%
 import time  # noqa: E402
 
+from scratchrnn.blocks.layers import RNN  # noqa: E402
+from scratchrnn.blocks.regression import SequenceRegressor  # noqa: E402
+from scratchrnn.book.optim import make_optimizer  # noqa: E402
 from scratchrnn.core.backend import CPU  # noqa: E402
 from scratchrnn.core.errors import TrainingDiverged  # noqa: E402
-from scratchrnn.blocks.layers import RNN  # noqa: E402
-from scratchrnn.book.optim import make_optimizer  # noqa: E402
-from scratchrnn.blocks.regression import SequenceRegressor  # noqa: E402
 
 np = CPU.xp            # host arrays: the data and the figures
 

@@ -51,10 +51,10 @@ L = lessonkit.start("vanishing_gradients", globals(), SPEC)
 import time  # noqa: E402
 
 from scratchrnn.analysis.gradient_flow import FORGET_BIASES, decay_rate, layer_flow  # noqa: E402
-from scratchrnn.core.backend import CPU  # noqa: E402
 from scratchrnn.blocks.layers import GRU, LSTM, RNN  # noqa: E402
-from scratchrnn.book.optim import clip_grad_norm, global_grad_norm, make_optimizer  # noqa: E402
 from scratchrnn.blocks.regression import SequenceRegressor  # noqa: E402
+from scratchrnn.book.optim import clip_grad_norm, global_grad_norm, make_optimizer  # noqa: E402
+from scratchrnn.core.backend import CPU  # noqa: E402
 
 np = CPU.xp            # host arrays: inputs, results and figures
 

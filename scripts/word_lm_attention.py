@@ -74,13 +74,13 @@ import re  # noqa: E402
 import textwrap  # noqa: E402
 import time  # noqa: E402
 
-from scratchrnn.core.backend import CPU  # noqa: E402
-from scratchrnn.book.batching import BatchStream, split_ids  # noqa: E402
-from scratchrnn.lm.corpora import load_corpus  # noqa: E402
-from scratchrnn.core.errors import TrainingDiverged  # noqa: E402
-from scratchrnn.book.optim import clip_grad_norm, make_optimizer  # noqa: E402
-from scratchrnn.lm.sample import choose_next  # noqa: E402
 from scratchrnn.blocks.sequence_model import SequenceModel  # noqa: E402
+from scratchrnn.book.batching import BatchStream, split_ids  # noqa: E402
+from scratchrnn.book.optim import clip_grad_norm, make_optimizer  # noqa: E402
+from scratchrnn.core.backend import CPU  # noqa: E402
+from scratchrnn.core.errors import TrainingDiverged  # noqa: E402
+from scratchrnn.lm.corpora import load_corpus  # noqa: E402
+from scratchrnn.lm.sample import choose_next  # noqa: E402
 from scratchrnn.lm.vocab import Vocab  # noqa: E402
 
 np = CPU.xp            # host arrays: results and figures
@@ -206,7 +206,7 @@ def run_all(models, train_ids, val_ids, is_word, vocab, steps, lr, seed, backend
     for name, model in models.items():
         curve = [(0, float("nan"), *score(model, val_ids, is_word, backend))]
         cpu = 0.0
-        for step, train_loss, cpu in train(model, train_ids, steps, lr, seed, backend, every):
+        for step, train_loss, cpu in train(model, train_ids, steps, lr, seed, backend, every):  # noqa: B007 (the last cpu is kept)
             curve.append((step, train_loss, *score(model, val_ids, is_word, backend)))
         ids = greedy(model, vocab, PRIME, gen_len, backend)
         params = int(sum(p.size for p in model.params.values()))

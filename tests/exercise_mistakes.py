@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 
-
 class Wrong(NamedTuple):
     exercise: str
     mistake: str          # what the learner got wrong, in a few words

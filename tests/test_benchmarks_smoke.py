@@ -44,8 +44,8 @@ def test_quick_run_writes_table_json_and_plots(tmp_path):
 def test_naive_baseline_matches_scratchrnn_gradients():
     """The naive baseline computes the same function (so the speed comparison is fair)."""
     from benchmarks import naive
-    from scratchrnn.core.backend import get_backend
     from scratchrnn.book.cells import CELLS
+    from scratchrnn.core.backend import get_backend
     be = get_backend("numpy")
     for name in ("rnn", "gru", "lstm"):
         cell = CELLS[name]

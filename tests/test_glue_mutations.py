@@ -96,7 +96,7 @@ def test_the_trainer_starts_from_zeros_where_the_rules_say(tmp_path, shuffle):
 
 # ----------------------------------------------------- the directory fsync
 def test_an_atomic_write_fsyncs_the_directory_after_the_rename(tmp_path, monkeypatch):
-    synced, opened, events = [], {}, []
+    opened, events = {}, []
     real_open, real_fsync, real_replace = os.open, os.fsync, os.replace
 
     def spy_open(path, flags, *args, **kwargs):

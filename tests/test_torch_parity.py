@@ -13,10 +13,10 @@ import zlib
 import numpy as np
 import pytest
 
-from scratchrnn.core.errors import ConfigError
-from scratchrnn.book.gradcheck import rel_error
-from scratchrnn.interop import from_torch, to_torch_state_dict
 from scratchrnn.blocks.layers import GRU, LSTM, RNN
+from scratchrnn.book.gradcheck import rel_error
+from scratchrnn.core.errors import ConfigError
+from scratchrnn.interop import from_torch, to_torch_state_dict
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402

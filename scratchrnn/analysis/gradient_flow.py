@@ -22,8 +22,8 @@ norms are averaged over them.
 """
 from __future__ import annotations
 
-from scratchrnn.core.backend import CPU, backend_of
 from scratchrnn.book.cells import gru, lstm, rnn
+from scratchrnn.core.backend import CPU, backend_of
 
 np = CPU.xp
 

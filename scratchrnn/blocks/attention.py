@@ -30,12 +30,12 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from scratchrnn.book import ops
-from scratchrnn.core.backend import get_backend, host_rng
-from scratchrnn.book.cells import lstm as lstm_cell
-from scratchrnn.core.errors import ConfigError, ShapeError
 from scratchrnn.blocks.layers import LSTM
 from scratchrnn.blocks.module import Module
+from scratchrnn.book import ops
+from scratchrnn.book.cells import lstm as lstm_cell
+from scratchrnn.core.backend import get_backend, host_rng
+from scratchrnn.core.errors import ConfigError, ShapeError
 from scratchrnn.core.validation import positive_int
 
 

@@ -17,10 +17,10 @@ the head; earlier steps learn only through the recurrence (BPTT from h_T back).
 """
 from __future__ import annotations
 
+from scratchrnn.blocks.linear import Linear
 from scratchrnn.book import ops
 from scratchrnn.core.backend import get_backend, host_rng
 from scratchrnn.core.errors import ShapeError
-from scratchrnn.blocks.linear import Linear
 from scratchrnn.core.validation import positive_int
 
 

@@ -24,13 +24,18 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from scratchrnn.core.backend import host_rng
-from scratchrnn.core.errors import ConfigError, ShapeError
 from scratchrnn.blocks.heads import mean_squared_error
 from scratchrnn.blocks.linear import Linear
 from scratchrnn.blocks.module import Module
-from scratchrnn.blocks.stepping import (check_steppable, initial_cell_states, join_state, stack_step_backward,
-                       stack_step_forward)
+from scratchrnn.blocks.stepping import (
+    check_steppable,
+    initial_cell_states,
+    join_state,
+    stack_step_backward,
+    stack_step_forward,
+)
+from scratchrnn.core.backend import host_rng
+from scratchrnn.core.errors import ConfigError, ShapeError
 from scratchrnn.core.validation import positive_int
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 
-from scratchrnn.core.backend import CPU
 from scratchrnn.book.batching import BatchStream
-from scratchrnn.core.errors import DataError, TrainingDiverged
 from scratchrnn.book.optim import clip_grad_norm, clip_grad_value
+from scratchrnn.core.backend import CPU
+from scratchrnn.core.errors import DataError, TrainingDiverged
 
 LN2 = math.log(2.0)
 

@@ -19,13 +19,12 @@ vocabulary lacks is an error, unless ``--drop-unknown`` drops such characters.
 from __future__ import annotations
 
 import os
-
-from scratchrnn.lm.corpora import CORPORA
 import sys
 import time
 
 from scratchrnn.core.errors import ConfigError, DataError
 from scratchrnn.core.validation import int_at_least, positive_int
+from scratchrnn.lm.corpora import CORPORA
 
 REPORT_FILES = ("report.html", "summary.json")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import sys
 
+from scratchrnn.book.train import evaluate
 from scratchrnn.core.errors import DataError
+from scratchrnn.core.validation import positive_int
 from scratchrnn.lm.run import TrainConfig, prepare_data
 from scratchrnn.lm.saved import load_model
-from scratchrnn.book.train import evaluate
-from scratchrnn.core.validation import positive_int
 
 
 def add_parser(sub):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from scratchrnn.learn.exercises import COURSE
 from scratchrnn.core.validation import positive_float, positive_int
+from scratchrnn.learn.exercises import COURSE
 
 
 def add_parser(subparsers):

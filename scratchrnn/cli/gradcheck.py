@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 
 from scratchrnn import engines
-from scratchrnn.core.backend import CPU, get_backend
-from scratchrnn.book.cells import CELLS
-from scratchrnn.core.errors import ConfigError
-from scratchrnn.book.gradcheck import DEFAULT_TOL, check_layer, format_table
 from scratchrnn.blocks.layers import LAYERS
+from scratchrnn.book.cells import CELLS
+from scratchrnn.book.gradcheck import DEFAULT_TOL, check_layer, format_table
+from scratchrnn.core.backend import CPU, get_backend
+from scratchrnn.core.errors import ConfigError
 from scratchrnn.core.validation import int_at_least, positive_float
 
 numpy = CPU.xp   # host NumPy, through the backend seam

@@ -31,10 +31,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from scratchrnn.core.backend import CPU
 from scratchrnn.book.cells import gru as _gru
 from scratchrnn.book.cells import lstm as _lstm
 from scratchrnn.book.cells.common import previous_states, weight_gradients
+from scratchrnn.core.backend import CPU
 from scratchrnn.engines import gate_math
 
 np = CPU.xp   # host NumPy, through the backend seam

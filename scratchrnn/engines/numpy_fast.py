@@ -27,11 +27,11 @@ What changes, and why each pays on a CPU (numbers in docs/performance.md):
 """
 from __future__ import annotations
 
-from scratchrnn.core.backend import CPU
 from scratchrnn.book.cells import gru as _gru
 from scratchrnn.book.cells import lstm as _lstm
 from scratchrnn.book.cells import rnn as _rnn
 from scratchrnn.book.cells.common import previous_states, weight_gradients
+from scratchrnn.core.backend import CPU
 
 np = CPU.xp   # host NumPy, through the backend seam
 

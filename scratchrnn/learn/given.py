@@ -2,8 +2,8 @@
 backward in the signature of exercise 2, for the BPTT exercise (exercise 3)."""
 from __future__ import annotations
 
-from scratchrnn.core.backend import CPU
 from scratchrnn.book.cells import rnn
+from scratchrnn.core.backend import CPU
 
 np = CPU.xp
 

@@ -19,9 +19,9 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from scratchrnn.book.gradcheck import rel_error
 from scratchrnn.core.backend import CPU
 from scratchrnn.core.errors import ScratchRNNError
-from scratchrnn.book.gradcheck import rel_error
 from scratchrnn.learn.exercises import EXERCISES, by_function
 from scratchrnn.learn.sandbox import CaseResult, _flatten, error_line, run_in_sandbox
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import re
 
-from scratchrnn.lm.checkpoint import inspect_checkpoint, repair_sidecar
 from scratchrnn.core.errors import CheckpointError, ConfigError
+from scratchrnn.lm.checkpoint import inspect_checkpoint, repair_sidecar
 from scratchrnn.lm.lockfile import FolderLock, describe_holder, lock_is_stale, read_lock, refuse_if_held
 
 LOCK_NAME = "train.lock"

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 
-from scratchrnn.core.backend import CPU
-from scratchrnn.lm.checkpoint import load_checkpoint, save_checkpoint
-from scratchrnn.core.errors import CheckpointError, ConfigError, ScratchRNNError
 from scratchrnn.blocks.layers import LAYERS
 from scratchrnn.blocks.model import CONFIG_KEYS, CharLM
 from scratchrnn.book.optim import OPTIMIZERS
+from scratchrnn.core.backend import CPU
+from scratchrnn.core.errors import CheckpointError, ConfigError, ScratchRNNError
 from scratchrnn.core.validation import finite_float, int_at_least, positive_float, positive_int
+from scratchrnn.lm.checkpoint import load_checkpoint, save_checkpoint
 from scratchrnn.lm.vocab import Vocab
 
 KIND = "scratchrnn-lm"

@@ -24,12 +24,24 @@ this module does not need hypothesis).
 """
 from scratchrnn.testing.arrays import converter, to_numpy
 from scratchrnn.testing.cases import SequenceCase, StepCase, sequence_case, step_case
-from scratchrnn.testing.checks import (assert_adam_update, assert_clip_grad_norm, assert_gradients,
-                     assert_sequence_backward, assert_sequence_forward,
-                     assert_softmax_cross_entropy, assert_step_backward,
-                     assert_step_forward, check_adam_update, check_clip_grad_norm, check_gradients,
-                     check_sequence_backward, check_sequence_forward, check_softmax_cross_entropy,
-                     check_step_backward, check_step_forward)
+from scratchrnn.testing.checks import (
+    assert_adam_update,
+    assert_clip_grad_norm,
+    assert_gradients,
+    assert_sequence_backward,
+    assert_sequence_forward,
+    assert_softmax_cross_entropy,
+    assert_step_backward,
+    assert_step_forward,
+    check_adam_update,
+    check_clip_grad_norm,
+    check_gradients,
+    check_sequence_backward,
+    check_sequence_forward,
+    check_softmax_cross_entropy,
+    check_step_backward,
+    check_step_forward,
+)
 from scratchrnn.testing.layouts import CELL_KINDS, GATES, LAYOUTS
 from scratchrnn.testing.report import Report, Row
 

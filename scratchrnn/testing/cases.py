@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from scratchrnn.core.backend import CPU
 from scratchrnn.book.cells import CELLS
+from scratchrnn.core.backend import CPU
 from scratchrnn.testing.layouts import N_GATES, check_names, to_book_layout, to_user_layout
 
 numpy = CPU.xp

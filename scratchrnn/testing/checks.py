@@ -31,12 +31,22 @@ computed in float64). Only the tanh RNN is checked (relu has kinks, see ``scratc
 """
 from __future__ import annotations
 
-from scratchrnn.core.backend import CPU
-from scratchrnn.book.gradcheck import DEFAULT_EPS, numerical_gradient, rel_error
 from scratchrnn.book import ops, optim
+from scratchrnn.book.gradcheck import DEFAULT_EPS, numerical_gradient, rel_error
+from scratchrnn.core.backend import CPU
 from scratchrnn.testing.arrays import as_user, to_numpy
-from scratchrnn.testing.cases import (StepCase, SequenceCase, _f64, _parts, book_sequence, book_sequence_loss,
-                    book_step, book_step_loss, sequence_case, step_case)
+from scratchrnn.testing.cases import (
+    SequenceCase,
+    StepCase,
+    _f64,
+    _parts,
+    book_sequence,
+    book_sequence_loss,
+    book_step,
+    book_step_loss,
+    sequence_case,
+    step_case,
+)
 from scratchrnn.testing.layouts import gate_blocks, to_book_layout, to_user_layout
 from scratchrnn.testing.report import Report, Row
 

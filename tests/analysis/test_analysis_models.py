@@ -6,12 +6,12 @@ state-only backward = the cells' step_backward), PCA (a planted plane), the neur
 import numpy as np
 import pytest
 
-from scratchrnn.book import ops
 from scratchrnn.analysis import activations, compare, gradient_flow, neurons, pca, saliency
 from scratchrnn.analysis.ngram import CATEGORIES, NGramModel
-from scratchrnn.book.cells import gru, lstm, rnn
 from scratchrnn.blocks.layers import RNN
 from scratchrnn.blocks.model import CharLM
+from scratchrnn.book import ops
+from scratchrnn.book.cells import gru, lstm, rnn
 
 V = 12
 

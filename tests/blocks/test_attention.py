@@ -14,11 +14,12 @@ Known answers:
 """
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scratchrnn.blocks.attention import AttentionLSTM, AttentionState
-from scratchrnn.core.errors import ShapeError
 from scratchrnn.book.gradcheck import check_function, format_table, rel_error
+from scratchrnn.core.errors import ShapeError
 
 TOL = 1e-6
 

@@ -12,14 +12,15 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scratchrnn import GRU
 from scratchrnn.blocks import gru_weights as gw
-from scratchrnn.core.backend import host_rng
 from scratchrnn.book.cells import gru
-from scratchrnn.core.errors import ShapeError
 from scratchrnn.book.gradcheck import check_function, format_table, rel_error
+from scratchrnn.core.backend import host_rng
+from scratchrnn.core.errors import ShapeError
 
 shapes = dict(T=st.integers(1, 5), B=st.integers(1, 3), I=st.integers(1, 4), H=st.integers(1, 4),
               seed=st.integers(0, 2**31 - 1))

@@ -15,15 +15,20 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from scratchrnn.book import ops
-from scratchrnn.core.errors import ConfigError, ShapeError
-from scratchrnn.book.gradcheck import check_function, format_table, rel_error
-from scratchrnn.blocks.heads import (Head, cross_entropy_backward_full_jacobian, mean_squared_error,
-                              softmax_cross_entropy)
+from scratchrnn.blocks.heads import (
+    Head,
+    cross_entropy_backward_full_jacobian,
+    mean_squared_error,
+    softmax_cross_entropy,
+)
 from scratchrnn.blocks.layers import LAYERS
 from scratchrnn.blocks.sequence_model import SequenceModel
+from scratchrnn.book import ops
+from scratchrnn.book.gradcheck import check_function, format_table, rel_error
+from scratchrnn.core.errors import ConfigError, ShapeError
 
 TOL = 1e-6
 

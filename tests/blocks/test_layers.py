@@ -1,11 +1,12 @@
 """The layer classes: invariants that any correct stack of cells must keep."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from scratchrnn.core.errors import ConfigError, ShapeError
-from scratchrnn.book.gradcheck import check_layer, format_table, rel_error
 from scratchrnn.blocks.layers import GRU, LAYERS, LSTM, RNN
+from scratchrnn.book.gradcheck import check_layer, format_table, rel_error
+from scratchrnn.core.errors import ConfigError, ShapeError
 
 VARIANTS = {"rnn-tanh": ("rnn", {"nonlinearity": "tanh"}),
             "rnn-relu": ("rnn", {"nonlinearity": "relu"}),

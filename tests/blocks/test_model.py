@@ -10,14 +10,14 @@ one-hot input and with a learned embedding, with a padding mask and with dropout
 import numpy as np
 import pytest
 
-from scratchrnn.book import ops
-from scratchrnn.core.backend import get_backend
-from scratchrnn.book.batching import BatchStream
 from scratchrnn.blocks.embedding import Embedding, OneHot
-from scratchrnn.core.errors import ConfigError, ShapeError
-from scratchrnn.book.gradcheck import check_function, numerical_gradient, rel_error
 from scratchrnn.blocks.linear import Linear
 from scratchrnn.blocks.model import CharLM
+from scratchrnn.book import ops
+from scratchrnn.book.batching import BatchStream
+from scratchrnn.book.gradcheck import check_function, numerical_gradient, rel_error
+from scratchrnn.core.backend import get_backend
+from scratchrnn.core.errors import ConfigError, ShapeError
 
 TOL = 1e-6
 CPU = get_backend("numpy")

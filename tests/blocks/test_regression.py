@@ -15,12 +15,13 @@ Known answers:
 """
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from scratchrnn.core.errors import ConfigError, ShapeError
-from scratchrnn.book.gradcheck import check_function, format_table, rel_error
 from scratchrnn.blocks.layers import LAYERS
 from scratchrnn.blocks.regression import SequenceRegressor
+from scratchrnn.book.gradcheck import check_function, format_table, rel_error
+from scratchrnn.core.errors import ConfigError, ShapeError
 
 TOL = 1e-6
 KINDS = ("rnn", "gru", "lstm")

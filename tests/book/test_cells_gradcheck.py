@@ -22,14 +22,21 @@ fails there and the skip is what makes the check pass.
 """
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scratchrnn import engines
-from scratchrnn.core.backend import host_rng
-from scratchrnn.book.cells import CELLS
-from scratchrnn.book.gradcheck import (Row, check_function, check_layer, format_table,
-                                  numerical_gradient, rel_error)
 from scratchrnn.blocks.layers import LAYERS, RNN
+from scratchrnn.book.cells import CELLS
+from scratchrnn.book.gradcheck import (
+    Row,
+    check_function,
+    check_layer,
+    format_table,
+    numerical_gradient,
+    rel_error,
+)
+from scratchrnn.core.backend import host_rng
 from scratchrnn.testing import assert_step_backward, assert_step_forward
 from scratchrnn.testing.strategies import step_cases
 

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scratchrnn.blocks.model import CharLM
 from scratchrnn.book import onepage
 from scratchrnn.book.gradcheck import check_function, rel_error
-from scratchrnn.blocks.model import CharLM
 from scratchrnn.book.optim import Adam, clip_grad_norm
 
 PARITY_TOL = 1e-10    # one-page vs library, same float64 weights: only rounding differs

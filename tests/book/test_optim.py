@@ -5,10 +5,19 @@ import math
 import numpy as np
 import pytest
 
+from scratchrnn.book.optim import (
+    SGD,
+    Adagrad,
+    Adam,
+    LRSchedule,
+    RMSProp,
+    clip_grad_norm,
+    clip_grad_norm_on_device,
+    clip_grad_value,
+    global_grad_norm,
+    make_optimizer,
+)
 from scratchrnn.core.errors import CheckpointError, ConfigError
-from scratchrnn.book.optim import (Adagrad, Adam, LRSchedule, RMSProp, SGD, clip_grad_norm,
-                              clip_grad_norm_on_device, clip_grad_value, global_grad_norm,
-                              make_optimizer)
 
 
 def one_param(value, grad):

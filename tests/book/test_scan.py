@@ -1,10 +1,11 @@
 """scan: equals the Python loop it stands for, forward and reversed, for tuples too."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from scratchrnn.core.backend import get_backend
 from scratchrnn.book.scan import scan
+from scratchrnn.core.backend import get_backend
 
 
 def _loop(step, carry, xs, reverse=False):

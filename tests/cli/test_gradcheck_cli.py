@@ -3,14 +3,14 @@ import argparse
 import shutil
 import subprocess
 import sys
+
 import pytest
 
 from scratchrnn import engines
-
 from scratchrnn.book import ops
-from scratchrnn.core.backend import cupy_unavailable_reason
 from scratchrnn.book.cells import lstm
 from scratchrnn.cli import gradcheck
+from scratchrnn.core.backend import cupy_unavailable_reason
 
 
 def parse(*argv):

@@ -486,6 +486,7 @@ def test_a_huge_but_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(good
                                                                             capsys, monkeypatch):
     """A model blowing up (loss 10x its start, still finite) is stopped by the 3x rule."""
     import shutil
+
     from scratchrnn.book import train as book
     copy = tmp_path / "copy"
     shutil.copytree(good_run, copy)
@@ -521,8 +522,9 @@ def test_word_level_runs_report_per_word(tmp_path, capsys):
 
 
 def test_a_time_budget_is_the_progress_bars_total():
-    from scratchrnn.lm.run import TrainConfig, Trainer
     import tempfile
+
+    from scratchrnn.lm.run import TrainConfig, Trainer
     with tempfile.TemporaryDirectory() as d:
         t = Trainer(TrainConfig(source="python-docs", max_chars=3000, hidden_size=4, num_layers=1,
                                 seq_len=8, batch_size=2, max_minutes=0.5, max_steps=None,

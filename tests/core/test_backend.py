@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 
 from scratchrnn.core import backend as backend_mod
-from scratchrnn.core.backend import (Backend, BackendUnavailable, backend_of, cupy_unavailable_reason,
-                                get_backend, host_rng)
+from scratchrnn.core.backend import (
+    Backend,
+    BackendUnavailable,
+    backend_of,
+    cupy_unavailable_reason,
+    get_backend,
+    host_rng,
+)
 
 NO_GPU = cupy_unavailable_reason()
 

@@ -22,17 +22,16 @@ import shutil
 import numpy as np
 import pytest
 
-import scratchrnn.lm.run as runner
-from scratchrnn.core.backend import cupy_unavailable_reason, get_backend
-from scratchrnn.book.batching import Batch, BatchStream
-from scratchrnn.engines.device_step import DeviceStep
-from scratchrnn.core.errors import TrainingDiverged
-from scratchrnn.blocks.model import CharLM
-from scratchrnn.book.optim import make_optimizer
-from scratchrnn.lm.run import TrainConfig, Trainer
-from scratchrnn.book.train import train_step
-
 import emulated_cupy
+import scratchrnn.lm.run as runner
+from scratchrnn.blocks.model import CharLM
+from scratchrnn.book.batching import Batch, BatchStream
+from scratchrnn.book.optim import make_optimizer
+from scratchrnn.book.train import train_step
+from scratchrnn.core.backend import cupy_unavailable_reason, get_backend
+from scratchrnn.core.errors import TrainingDiverged
+from scratchrnn.engines.device_step import DeviceStep
+from scratchrnn.lm.run import TrainConfig, Trainer
 
 ADAM_FLOAT32_TOL = 1e-4
 

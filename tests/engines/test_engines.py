@@ -19,14 +19,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchrnn import engines
-from scratchrnn.core.backend import cupy_unavailable_reason, get_backend
-from scratchrnn.book.cells import CELLS
-from scratchrnn.engines import Engine, numpy_fast
-from scratchrnn.core.errors import ConfigError
-from scratchrnn.blocks.layers import LAYERS
-
 import emulated_cupy
+from scratchrnn import engines
+from scratchrnn.blocks.layers import LAYERS
+from scratchrnn.book.cells import CELLS
+from scratchrnn.core.backend import cupy_unavailable_reason, get_backend
+from scratchrnn.core.errors import ConfigError
+from scratchrnn.engines import Engine, numpy_fast
 
 TOL = {"float64": 1e-11, "float32": 2e-5}
 VARIANTS = [("rnn", {"nonlinearity": "tanh"}), ("rnn", {"nonlinearity": "relu"}),

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+
 from grid_cli import TINY, env, grid_command
 
 pytest.importorskip("distributed")

@@ -10,9 +10,9 @@ import pytest
 
 from grid_cli import TINY, env, latest, results, run_grid
 from scratchrnn import cli
+from scratchrnn.grid.points import count_params
 from scratchrnn.lm.checkpoint import load_checkpoint
 from scratchrnn.lm.corpora import load_source
-from scratchrnn.grid.points import count_params
 from scratchrnn.lm.run import TrainConfig, Trainer
 
 GRID = ["--cells", "rnn,lstm", "--layers", "1,2", "--sizes", "8", "--budget-steps", "20"]

@@ -7,8 +7,8 @@ import os
 import shutil
 
 import pytest
-from grid_cli import TINY, results, run_grid
 
+from grid_cli import TINY, results, run_grid
 from scratchrnn.cli import main
 
 pytestmark = pytest.mark.bad_input("grid folder")

@@ -6,8 +6,7 @@ import os
 import signal
 import time
 
-from grid_cli import (TINY, children, is_pool_worker, last_eval_step, latest, results, run_grid,
-                      start_grid)
+from grid_cli import TINY, children, is_pool_worker, last_eval_step, latest, results, run_grid, start_grid
 from scratchrnn.grid.local_pool import WORKER_DIED
 
 EVERY = 25           # steps between checkpoints (each also scores val and draws loss.png)

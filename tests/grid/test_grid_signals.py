@@ -14,8 +14,8 @@ import subprocess
 import time
 
 import pytest
-from grid_cli import TINY, children, env, grid_command, is_pool_worker, results
 
+from grid_cli import TINY, children, env, grid_command, is_pool_worker, results
 from scratchrnn.lm.lockfile import pid_alive
 
 pytestmark = pytest.mark.bad_input("grid signals")

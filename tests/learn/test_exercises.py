@@ -21,7 +21,7 @@ from scratchrnn.learn.grader import grade_callable
 from scratchrnn.learn.skeleton import skeleton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # tests/, for exercise_mistakes
-import exercise_mistakes as catalogue   # noqa: E402
+import exercise_mistakes as catalogue  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

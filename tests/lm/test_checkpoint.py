@@ -5,10 +5,16 @@ import os
 import numpy as np
 import pytest
 
-from scratchrnn.lm import checkpoint
-from scratchrnn.lm.checkpoint import (FORMAT_VERSION, META_KEY, checkpoint_name, load_checkpoint,
-                                   save_checkpoint, sidecar_path)
 from scratchrnn.core.errors import CheckpointError
+from scratchrnn.lm import checkpoint
+from scratchrnn.lm.checkpoint import (
+    FORMAT_VERSION,
+    META_KEY,
+    checkpoint_name,
+    load_checkpoint,
+    save_checkpoint,
+    sidecar_path,
+)
 
 
 def sample_arrays():

@@ -21,13 +21,13 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from npz_bytes import meta_npy, npy, zip_of
-from scratchrnn.lm.checkpoint import META_KEY, inspect_checkpoint, load_checkpoint, save_checkpoint
-from scratchrnn.core.errors import CheckpointError
 from scratchrnn.blocks.model import CharLM
+from scratchrnn.core.errors import CheckpointError
+from scratchrnn.lm.checkpoint import META_KEY, inspect_checkpoint, load_checkpoint, save_checkpoint
 from scratchrnn.lm.run import TrainConfig, Trainer
 from scratchrnn.lm.saved import load_model, param_shapes, parameter_bytes
 

@@ -4,8 +4,8 @@ import sysconfig
 
 import pytest
 
-from scratchrnn.lm import corpora
 from scratchrnn.core.errors import ConfigError, DataError
+from scratchrnn.lm import corpora
 
 
 # --------------------------------------------------------------------------- corpora

@@ -11,9 +11,9 @@ import pytest
 
 from scratchrnn.book import ops
 from scratchrnn.core.backend import host_rng
-from scratchrnn.lm.saved import load_model
-from scratchrnn.lm.sample import choose_next, generate
 from scratchrnn.lm.run import TrainConfig, Trainer
+from scratchrnn.lm.sample import choose_next, generate
+from scratchrnn.lm.saved import load_model
 
 
 @pytest.fixture(scope="module")

@@ -16,17 +16,31 @@ import pytest
 from hypothesis import given, settings
 
 import scratchrnn.book.onepage as onepage
+from scratchrnn.blocks.layers import LAYERS
 from scratchrnn.book import optim
 from scratchrnn.book.cells import CELLS
-from scratchrnn.blocks.layers import LAYERS
-from scratchrnn.testing import (Report, Row, assert_adam_update, assert_clip_grad_norm,
-                                assert_gradients, check_gradients,
-                                assert_sequence_backward, assert_sequence_forward,
-                                assert_softmax_cross_entropy, assert_step_backward,
-                                assert_step_forward, check_adam_update, check_clip_grad_norm,
-                                check_sequence_backward, check_softmax_cross_entropy,
-                                check_step_backward, check_step_forward, converter, step_case,
-                                to_numpy)
+from scratchrnn.testing import (
+    Report,
+    Row,
+    assert_adam_update,
+    assert_clip_grad_norm,
+    assert_gradients,
+    assert_sequence_backward,
+    assert_sequence_forward,
+    assert_softmax_cross_entropy,
+    assert_step_backward,
+    assert_step_forward,
+    check_adam_update,
+    check_clip_grad_norm,
+    check_gradients,
+    check_sequence_backward,
+    check_softmax_cross_entropy,
+    check_step_backward,
+    check_step_forward,
+    converter,
+    step_case,
+    to_numpy,
+)
 from scratchrnn.testing import strategies as rst
 from scratchrnn.testing.layouts import to_book_layout
 

@@ -7,7 +7,6 @@ from scratchrnn.analysis.html_report import Html, Section, Table
 from scratchrnn.analysis.sections.context import snippet
 from scratchrnn.analysis.sections.heatmaps import unit_heatmaps
 
-
 FEATURE_TEXT = {"in_string": "inside a string literal (quotes included)",
                 "bracket_depth": "bracket nesting depth",
                 "column": "position in the line",

@@ -1,7 +1,16 @@
 """The course, in order. Each module defines ``EXERCISE`` (see ``base.Exercise``)."""
 from __future__ import annotations
 
-from scratchrnn.learn.exercises import adam, attention, bptt, clipping, gru_step, lstm_gates, rnn_step, softmax_ce
+from scratchrnn.learn.exercises import (
+    adam,
+    attention,
+    bptt,
+    clipping,
+    gru_step,
+    lstm_gates,
+    rnn_step,
+    softmax_ce,
+)
 
 COURSE = tuple(m.EXERCISE for m in (softmax_ce, rnn_step, bptt, lstm_gates, gru_step, clipping,
                                     adam, attention))

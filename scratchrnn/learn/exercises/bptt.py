@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from scratchrnn.book.cells import rnn
 from scratchrnn.book.gradcheck import numerical_gradient
-from scratchrnn.learn.given import rnn_step_backward
 from scratchrnn.learn.exercises.base import Case, Exercise, Mistake, adjoint_property, np, rng_for
+from scratchrnn.learn.given import rnn_step_backward
 
 NAME = "bptt"
 
