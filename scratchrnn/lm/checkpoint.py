@@ -15,6 +15,7 @@ mid-write leaves the previous checkpoint as it was and no partial file behind.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -203,6 +204,21 @@ _READ_ERRORS = (OSError, ValueError, EOFError, KeyError, IndexError, TypeError, 
                 zipfile.BadZipFile, zlib.error)
 
 
+@contextlib.contextmanager
+def _reading(path):
+    """Turn whatever reading the checkpoint at ``path`` raises into one CheckpointError
+    sentence naming the file: refused by a check, or corrupt (a CheckpointError passes)."""
+    try:
+        yield
+    except _Refused as why:
+        raise CheckpointError(f"The checkpoint {path!r} is refused: {why}.") from None
+    except CheckpointError:           # already one sentence naming the file (a single .npy)
+        raise
+    except _READ_ERRORS as exc:
+        raise CheckpointError(f"The checkpoint {path!r} is corrupt or not a checkpoint "
+                              f"({_reason(exc)}).") from None
+
+
 def inspect_checkpoint(path):
     """(members, meta) of the checkpoint at ``path`` without reading any array data:
     ``members`` maps each array name to its Member (declared shape and dtype, checked
@@ -211,23 +227,15 @@ def inspect_checkpoint(path):
     path = os.fspath(path)
     if not os.path.isfile(path):       # also refuses FIFOs, devices and directories: no hang
         raise CheckpointError(f"There is no checkpoint file at {path!r}.")
-    try:
-        with open(path, "rb") as f:
-            file_size = os.fstat(f.fileno()).st_size
-            if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
-                raise CheckpointError(f"The file {path!r} is a single .npy array, not an .npz checkpoint.")
-            f.seek(0)
-            with zipfile.ZipFile(f) as zf:
-                members = _declared_members(zf, file_size)
-                meta_member = members.pop(META_KEY, None)
-                raw = None if meta_member is None else _read_meta_bytes(zf, meta_member)
-    except _Refused as why:
-        raise CheckpointError(f"The checkpoint {path!r} is refused: {why}.") from None
-    except CheckpointError:           # already one sentence naming the file (a single .npy)
-        raise
-    except _READ_ERRORS as exc:
-        raise CheckpointError(f"The checkpoint {path!r} is corrupt or not a checkpoint "
-                              f"({_reason(exc)}).") from None
+    with _reading(path), open(path, "rb") as f:
+        file_size = os.fstat(f.fileno()).st_size
+        if f.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+            raise CheckpointError(f"The file {path!r} is a single .npy array, not an .npz checkpoint.")
+        f.seek(0)
+        with zipfile.ZipFile(f) as zf:
+            members = _declared_members(zf, file_size)
+            meta_member = members.pop(META_KEY, None)
+            raw = None if meta_member is None else _read_meta_bytes(zf, meta_member)
     return members, _read_meta(path, raw)
 
 
@@ -307,16 +315,8 @@ def read_arrays(path, members):
     """{name: host NumPy array} of the given Members of the checkpoint at ``path``
     (as returned by ``inspect_checkpoint``); CheckpointError if the data are damaged."""
     path = os.fspath(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return {name: _read_member(zf, m) for name, m in members.items()}
-    except _Refused as why:
-        raise CheckpointError(f"The checkpoint {path!r} is refused: {why}.") from None
-    except CheckpointError:           # already one sentence naming the file (a single .npy)
-        raise
-    except _READ_ERRORS as exc:
-        raise CheckpointError(f"The checkpoint {path!r} is corrupt or not a checkpoint "
-                              f"({_reason(exc)}).") from None
+    with _reading(path), zipfile.ZipFile(path) as zf:
+        return {name: _read_member(zf, m) for name, m in members.items()}
 
 
 def load_checkpoint(path, check=None):
