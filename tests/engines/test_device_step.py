@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import scratchrnn.lm.run as runner
-from scratchrnn.core.backend import cupy_unavailable_reason, get_backend
+from scratchrnn.core.backend import get_backend
 from scratchrnn.book.batching import Batch, BatchStream
 from scratchrnn.engines.device_step import DeviceStep
 from scratchrnn.core.errors import TrainingDiverged
@@ -176,10 +176,7 @@ def test_a_non_finite_loss_stops_a_gpu_run_in_one_sentence(gpu_runs, tmp_path):
 
 
 # ------------------------------------------------------------------ on a real GPU
-CUPY_REASON = cupy_unavailable_reason()
-
-
-@pytest.mark.skipif(CUPY_REASON is not None, reason=str(CUPY_REASON))
+@pytest.mark.needs_cupy         # tests/conftest.py: fails without a GPU where SCRATCHRNN_BACKEND=cupy
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_one_whole_device_step_captures_as_a_cuda_graph(cell):
     """Stream capture raises on a synchronous device-to-host copy, so a captured step has

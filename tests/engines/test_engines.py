@@ -298,11 +298,12 @@ def test_no_compiler_says_so_once_and_falls_back(monkeypatch, tmp_path):
 
 
 # ------------------------------------------------------------------ CuPy
+# needs_cupy (tests/conftest.py): skipped with the reason without a GPU, failed without
+# one when SCRATCHRNN_BACKEND=cupy asked for it.
 CUPY_REASON = cupy_unavailable_reason()
-needs_cupy = pytest.mark.skipif(CUPY_REASON is not None, reason=str(CUPY_REASON))
 
 
-@needs_cupy
+@pytest.mark.needs_cupy
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name,opts", VARIANTS, ids=[f"{n}-{o.get('nonlinearity', '')}".strip("-")
                                                        for n, o in VARIANTS])
@@ -316,7 +317,7 @@ def test_cupy_auto_equals_reference_on_gpu(name, opts, dtype):
                   TOL[dtype], name)
 
 
-@needs_cupy
+@pytest.mark.needs_cupy
 @pytest.mark.parametrize("name", ["gru", "lstm"])
 def test_cupy_fused_equals_numpy_reference(name):
     """GPU fast path against the CPU reference, so a bug shared by both GPU paths shows."""

@@ -1,0 +1,88 @@
+"""The harness that runs the suite on a GPU tells the truth about it.
+
+- ``SCRATCHRNN_BACKEND=cupy`` demands the GPU: then every GPU-only test (``needs_cupy``
+  marker, tests/conftest.py) and every CuPy run of a ``backend`` test *fails* where CuPy
+  cannot run, instead of skipping: a run meant to test the GPU cannot pass by skipping it.
+  Without the demand they are skipped with the reason. Shown by running pytest in a
+  subprocess in which ``import cupy`` fails (a shadow ``cupy`` package first on the path),
+  so the check holds on a machine with a GPU too.
+- No test file skips a GPU-only test by hand (a module-level ``skipif`` on
+  ``cupy_unavailable_reason``), which would hide it from that demand.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# one GPU-only test of each kind: a marked test, and the CuPy run of a `backend` test
+MARKED = "tests/lm/test_checkpoint.py::test_cupy_arrays_are_saved_from_the_host"
+FIXTURE = "tests/core/test_backend.py::test_dtype_helper[cupy]"
+
+
+def _outcomes(tmp_path, backend_env, *node_ids):
+    """Run ``node_ids`` in a fresh pytest where CuPy cannot be imported; {test name: outcome}."""
+    shadow = tmp_path / "shadow"
+    (shadow / "cupy").mkdir(parents=True, exist_ok=True)
+    (shadow / "cupy" / "__init__.py").write_text('raise ImportError("no CuPy in this test")\n')
+    env = {k: v for k, v in os.environ.items() if k != "SCRATCHRNN_BACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join([str(shadow), str(ROOT)])
+    if backend_env is not None:
+        env["SCRATCHRNN_BACKEND"] = backend_env
+    junit = tmp_path / f"junit-{backend_env}.xml"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                          "-p", "no:randomly", f"--junitxml={junit}", *node_ids],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    outcomes = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        kinds = [child.tag for child in case if child.tag in ("error", "failure", "skipped")]
+        outcomes[case.get("name")] = kinds[0] if kinds else "passed"
+    return run, outcomes
+
+
+def test_gpu_only_tests_fail_without_cupy_when_cupy_is_demanded(tmp_path):
+    run, outcomes = _outcomes(tmp_path, "cupy", MARKED, FIXTURE)
+    assert run.returncode == 1, run.stdout[-2000:]
+    assert outcomes == {"test_cupy_arrays_are_saved_from_the_host": "error",
+                        "test_dtype_helper[cupy]": "error"}, run.stdout[-2000:]
+    assert run.stdout.count("SCRATCHRNN_BACKEND=cupy but CuPy is not installed") == 2, run.stdout[-2000:]
+
+
+def test_gpu_only_tests_skip_with_the_reason_when_nothing_is_demanded(tmp_path):
+    run, outcomes = _outcomes(tmp_path, None, MARKED, FIXTURE)
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert set(outcomes.values()) == {"skipped"}, outcomes
+    assert "CuPy is not installed" in run.stdout
+
+
+def test_no_test_skips_a_gpu_test_by_hand():
+    """A GPU-only test says so with the ``needs_cupy`` marker (or takes ``backend``), never
+    with its own skip on ``cupy_unavailable_reason``, which SCRATCHRNN_BACKEND=cupy cannot
+    turn into a failure. (Skips when a GPU *is* present -- tests of the no-GPU message -- are fine.)"""
+    hand_made = re.compile(r"(cupy_unavailable_reason\(\)|CUPY_REASON|NO_GPU)\s+is\s+not\s+None")
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if path.name == "conftest.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if hand_made.search(line) and ("skip" in line or "if " in line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_the_marker_is_used_by_the_gpu_only_tests():
+    marked = [p.relative_to(ROOT).as_posix() for p in sorted((ROOT / "tests").rglob("test_*.py"))
+              if "@pytest.mark.needs_cupy" in p.read_text()]
+    assert {"tests/engines/test_engines.py", "tests/engines/test_device_step.py",
+            "tests/lm/test_checkpoint.py"} <= set(marked)
+
+
+if __name__ == "__main__":          # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
