@@ -27,6 +27,7 @@ from scratchrnn.core.errors import ConfigError
 from scratchrnn.blocks.layers import LAYERS
 
 import emulated_cupy
+from host import to_host
 
 TOL = {"float64": 1e-11, "float32": 2e-5}
 VARIANTS = [("rnn", {"nonlinearity": "tanh"}), ("rnn", {"nonlinearity": "relu"}),
@@ -43,6 +44,15 @@ def _random_problem(cell, T, B, I, H, dtype, seed, backend):
     else:
         state0, dstateT = arr(B, H), arr(B, H)
     return params, xs, state0, dys, dstateT
+
+
+def _moved(problem, backend):
+    """``problem`` (arrays, tuples and dicts of them) copied onto ``backend``."""
+    if isinstance(problem, tuple):
+        return tuple(_moved(p, backend) for p in problem)
+    if isinstance(problem, dict):
+        return {k: _moved(v, backend) for k, v in problem.items()}
+    return backend.asarray(problem)
 
 
 def _engine(cell, name, backend="numpy"):
@@ -72,9 +82,8 @@ def _assert_close(a, b, tol, where):
         for k, (u, v) in enumerate(zip(a, b)):
             _assert_close(u, v, tol, f"{where}[{getattr(a, '_fields', range(len(a)))[k]}]")
     else:
-        be = get_backend("auto")
-        u = np.asarray(be.asnumpy(a), dtype=np.float64)
-        v = np.asarray(be.asnumpy(b), dtype=np.float64)
+        u = np.asarray(to_host(a), dtype=np.float64)         # each from the backend it lives on
+        v = np.asarray(to_host(b), dtype=np.float64)
         assert u.shape == v.shape, f"{where}: shape {u.shape} vs {v.shape}"
         assert a.dtype == b.dtype, f"{where}: dtype {a.dtype} vs {b.dtype}"
         scale = max(1.0, float(np.max(np.abs(u))) if u.size else 1.0)
@@ -323,10 +332,7 @@ def test_cupy_fused_equals_numpy_reference(name):
     """GPU fast path against the CPU reference, so a bug shared by both GPU paths shows."""
     cell = CELLS[name]
     cpu = _random_problem(cell, 6, 2, 3, 4, "float64", seed=5, backend=get_backend("numpy"))
-    be = get_backend("cupy")
-    to_gpu = lambda a: tuple(to_gpu(v) for v in a) if isinstance(a, tuple) else (
-        {k: be.asarray(v) for k, v in a.items()} if isinstance(a, dict) else be.asarray(a))
-    gpu = tuple(to_gpu(p) for p in cpu)
+    gpu = _moved(cpu, get_backend("cupy"))
     _assert_close(_run(cell, cpu, "reference", {}), _run(cell, gpu, _engine(cell, "fast", "cupy"), {}),
                   TOL["float64"], name)
 
@@ -358,9 +364,9 @@ def emulated_cupy_fused(tmp_path_factory):
 def test_cupy_kernels_emulated_on_cpu_equal_reference(emulated_cupy_fused, name, dtype, T, B, I, H):
     cell = CELLS[name]
     problem = _random_problem(cell, T, B, I, H, dtype, seed=7 + T, backend=get_backend("numpy"))
-    params, xs, state0, dys, dstateT = problem
+    on_device = _moved(problem, emulated_cupy.device_backend(emulated_cupy_fused.cupy))
     fused = Engine(*emulated_cupy_fused.ENGINES[name])
-    _assert_close(_run(cell, problem, "reference", {}), _run(cell, problem, fused, {}), TOL[dtype], name)
+    _assert_close(_run(cell, problem, "reference", {}), _run(cell, on_device, fused, {}), TOL[dtype], name)
 
 
 def test_cupy_kernel_sources_name_every_raw_argument(emulated_cupy_fused):
