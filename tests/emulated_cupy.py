@@ -328,10 +328,47 @@ def _refused_function(name, fn, xp):
 
 
 class _Stream:
-    """``cupy.cuda.Stream`` as far as the package uses it: work here is done when queued."""
+    """``cupy.cuda.Stream`` as far as the package and its tests use it. Work here is done when
+    it is queued. A capture (``begin_capture`` .. ``end_capture``) refuses host reads, as a
+    CUDA stream capture does; the graph it returns replays nothing when launched (the work
+    already ran while it was captured), so a test of a captured step checks here that the
+    step reads nothing back, and only a GPU checks the replay."""
+
+    def __init__(self, non_blocking=False):
+        self._capture = None
 
     def synchronize(self):
         pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def begin_capture(self):
+        self._capture = host_reads_refused()
+        self._capture.__enter__()
+
+    def end_capture(self):
+        capture, self._capture = self._capture, None
+        capture.__exit__(None, None, None)
+        return types.SimpleNamespace(launch=lambda stream=None: None)
+
+
+@contextmanager
+def _using_allocator(allocator=None):
+    yield
+
+
+def _cuda_namespace():
+    """``cupy.cuda``: one device named for what it is, streams, a memory pool that allocates nothing."""
+    runtime = types.SimpleNamespace(
+        getDeviceCount=lambda: 1, driverGetVersion=lambda: 0, runtimeGetVersion=lambda: 0,
+        getDeviceProperties=lambda device: {"name": b"NumPy stand-in for CuPy (no GPU)"})
+    return types.SimpleNamespace(
+        runtime=runtime, Stream=_Stream, get_current_stream=_Stream, using_allocator=_using_allocator,
+        MemoryPool=lambda *args: types.SimpleNamespace(malloc=None))
 
 
 # the functions that take host data to the device (everything else refuses host arrays)
@@ -343,8 +380,8 @@ def stand_in(workdir):
     on device arrays (``DeviceArray``) only, their array results on the device; NumPy's
     dtypes as they are; ``random`` with the Generator above; ``ElementwiseKernel`` compiled by
     g++ into ``workdir``; ``asnumpy`` (an explicit copy to the host, refused inside
-    ``host_reads_refused()``) as a plain ``numpy.ndarray``; ``cuda`` with one device and a
-    stream to synchronize."""
+    ``host_reads_refused()``) as a plain ``numpy.ndarray``; ``cuda`` with one device, streams
+    and their capture (``_Stream``)."""
     fake = types.ModuleType("cupy")
     fake.__doc__ = __doc__
     fake.__file__ = __file__
@@ -353,9 +390,8 @@ def stand_in(workdir):
                                   {"workdir": str(workdir)})
     generator = lambda seed=None: _Generator(fake, seed)
     fake.random = types.SimpleNamespace(default_rng=generator, Generator=generator)
-    fake.cuda = types.SimpleNamespace(
-        get_current_stream=_Stream, Stream=_Stream,
-        runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    fake.__version__ = "stand-in (NumPy " + np.__version__ + ")"
+    fake.cuda = _cuda_namespace()
 
     def asnumpy(a, stream=None):
         if isinstance(a, DeviceArray):
