@@ -361,6 +361,25 @@ def _using_allocator(allocator=None):
     yield
 
 
+class _MemoryPool:
+    """``cupy`` memory pools with nothing behind them: they allocate nothing and count 0 bytes
+    (memory figures from a rehearsal mean nothing; only a GPU measures them)."""
+
+    malloc = None
+
+    def __init__(self, *args):
+        pass
+
+    def free_all_blocks(self):
+        pass
+
+    def used_bytes(self):
+        return 0
+
+    def total_bytes(self):
+        return 0
+
+
 def _cuda_namespace():
     """``cupy.cuda``: one device named for what it is, streams, a memory pool that allocates nothing."""
     runtime = types.SimpleNamespace(
@@ -368,7 +387,7 @@ def _cuda_namespace():
         getDeviceProperties=lambda device: {"name": b"NumPy stand-in for CuPy (no GPU)"})
     return types.SimpleNamespace(
         runtime=runtime, Stream=_Stream, get_current_stream=_Stream, using_allocator=_using_allocator,
-        MemoryPool=lambda *args: types.SimpleNamespace(malloc=None))
+        MemoryPool=_MemoryPool)
 
 
 # the functions that take host data to the device (everything else refuses host arrays)
@@ -392,6 +411,8 @@ def stand_in(workdir):
     fake.random = types.SimpleNamespace(default_rng=generator, Generator=generator)
     fake.__version__ = "stand-in (NumPy " + np.__version__ + ")"
     fake.cuda = _cuda_namespace()
+    pool = _MemoryPool()
+    fake.get_default_memory_pool = lambda: pool
 
     def asnumpy(a, stream=None):
         if isinstance(a, DeviceArray):
