@@ -213,11 +213,12 @@ def test_backward_can_run_twice_on_one_cache(fast):
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
 def test_layer_engines_are_equal_and_named(monkeypatch, name):
     """The layer (2 layers, dropout off) gives the same outputs and grads on every engine;
-    the default is "auto", the fast engine on NumPy, and the layer says which one runs."""
+    the default is "auto", the fast engine on NumPy, and the layer says which one runs.
+    (NumPy named: SCRATCHRNN_BACKEND=cupy must not move it; the CuPy engines have their own tests.)"""
     monkeypatch.delenv("SCRATCHRNN_ENGINE", raising=False)
     results = {}
     for engine in ("textbook", "reference", "fast", None):
-        layer = LAYERS[name](3, 6, num_layers=2, dtype="float64", seed=3, engine=engine)
+        layer = LAYERS[name](3, 6, num_layers=2, dtype="float64", seed=3, engine=engine, backend="numpy")
         rng = np.random.default_rng(0)
         x = rng.standard_normal((5, 2, 3))
         y, state = layer.forward(x)
@@ -301,7 +302,7 @@ def test_no_compiler_says_so_once_and_falls_back(monkeypatch, tmp_path):
         assert not cpu_compiled.available()
         assert numpy_fast.engine("lstm")[0] == "fast (numpy)"
     assert len(record) == 1 and "\n" not in str(record[0].message)
-    layer = LAYERS["lstm"](2, 3, dtype="float64", seed=0)
+    layer = LAYERS["lstm"](2, 3, dtype="float64", seed=0, backend="numpy")     # the CPU engine's test
     assert layer.engine == "fast (numpy)"
     layer.forward(np.ones((2, 1, 2)))
 

@@ -15,6 +15,8 @@ from scratchrnn.lm.saved import load_model
 from scratchrnn.lm.sample import choose_next, generate
 from scratchrnn.lm.run import TrainConfig, Trainer
 
+from host import to_host
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -35,7 +37,7 @@ def next_distribution(model, vocab, prime):
     model.eval()
     ids = vocab.encode(prime).reshape(-1, 1)
     logits, _ = model.forward(ids, model.initial_state(1))
-    return ops.softmax(np.asarray(logits[-1, 0], dtype=np.float64))
+    return ops.softmax(np.asarray(to_host(logits[-1, 0]), dtype=np.float64))
 
 
 # -------------------------------------------------------------- strategies
@@ -149,7 +151,7 @@ def test_incremental_steps_equal_the_full_forward(trained):
     state = model.initial_state(1)
     for t, i in enumerate(ids):
         logits, state = model.step_logits([i], state)
-        np.testing.assert_allclose(logits[0], full[t, 0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(to_host(logits[0]), to_host(full[t, 0]), rtol=1e-5, atol=1e-6)
 
 
 def test_generate_leaves_training_mode_and_ignores_dropout(trained):
