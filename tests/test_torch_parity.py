@@ -18,6 +18,8 @@ from scratchrnn.book.gradcheck import rel_error
 from scratchrnn.interop import from_torch, to_torch_state_dict
 from scratchrnn.blocks.layers import GRU, LSTM, RNN
 
+from host import to_host
+
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
@@ -107,8 +109,8 @@ def test_from_torch_then_back_is_exact(variant, dtype):
         assert sd[name].dtype == np.dtype(dtype) and sd[name].flags.c_contiguous
         np.testing.assert_array_equal(sd[name], value.numpy())
     # the layout: weight_ih (G*H, I) is W_x (I, G*H) transposed
-    np.testing.assert_array_equal(layer.params["l0.W_x"], module.weight_ih_l0.detach().numpy().T)
-    np.testing.assert_array_equal(layer.params["l1.b_h"], module.bias_hh_l1.detach().numpy())
+    np.testing.assert_array_equal(to_host(layer.params["l0.W_x"]), module.weight_ih_l0.detach().numpy().T)
+    np.testing.assert_array_equal(to_host(layer.params["l1.b_h"]), module.bias_hh_l1.detach().numpy())
 
 
 @pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
@@ -118,7 +120,7 @@ def test_ours_into_torch_and_back(cls):
     module.load_state_dict({k: torch.from_numpy(v) for k, v in to_torch_state_dict(ours).items()})
     again = from_torch(module)
     for k in ours.params:
-        np.testing.assert_array_equal(again.params[k], ours.params[k])
+        np.testing.assert_array_equal(to_host(again.params[k]), to_host(ours.params[k]))
     x = np.random.default_rng(0).standard_normal((5, 2, 4))
     with torch.no_grad():
         ty, _ = module(torch.from_numpy(x))
