@@ -7,7 +7,8 @@ It checks three things a plain NumPy run cannot:
   one either. ``backend_of`` finds its module (``__array_namespace__``, a module named
   ``cupy``) and so takes the package's CuPy path; NumPy functions and ufuncs applied to it
   dispatch back to the stand-in (``__array_ufunc__``/``__array_function__``, as CuPy does);
-  mixing it with a host ``numpy.ndarray`` in one operation is a ``TypeError``, and so is any
+  mixing it with a host ``numpy.ndarray`` in one operation is a ``TypeError`` (a host array
+  enters only through ``asarray`` or as ``a[:] = host``, as on CuPy), and so is any
   implicit conversion to NumPy (``np.asarray``, ``np.testing`` on it): ``asnumpy`` or
   ``.get()`` is the one way to the host, as on CuPy.
 - **The fused kernels' C++ bodies.** Each ``ElementwiseKernel`` is compiled with g++ into a
@@ -152,6 +153,12 @@ class DeviceArray(NDArrayOperatorsMixin):
 
     def __setitem__(self, key, value):
         _refuse_mask(key)
+        if isinstance(value, np.ndarray) and value.ndim > 0 and not (
+                isinstance(key, slice) and key == slice(None)):
+            # CuPy copies a host array in only as ``a[:] = host``; any other target it fills
+            # with a scalar, and a non-scalar host array there is its ValueError
+            raise ValueError("non-scalar numpy.ndarray cannot be used for fill (CuPy takes a host "
+                             "array only as a[:] = host; move it with backend.asarray first)")
         self._a[_unwrap(key, "indexing", host_ok=True)] = _unwrap(value, "assignment", host_ok=True)
 
     def __getattr__(self, name):                # every other ndarray method, on the device

@@ -79,6 +79,16 @@ def test_host_arrays_are_refused_in_device_operations(dev):
     assert type(dev.xp.concatenate([x, x])) is DeviceArray                   # NumPy functions dispatch
 
 
+def test_a_host_array_is_copied_in_only_by_a_full_slice(dev):
+    x = dev.asarray(np.zeros((2, 3)))
+    x[:] = np.ones((2, 3))                                    # CuPy's one host-to-device assignment
+    x[0, 1] = np.float64(5.0)                                 # scalars fill anywhere
+    np.testing.assert_array_equal(dev.asnumpy(x), [[1.0, 5.0, 1.0], [1.0, 1.0, 1.0]])
+    for target in ((Ellipsis), (0,), (slice(None), 0)):
+        with pytest.raises(ValueError, match="non-scalar numpy.ndarray"):
+            x[target] = np.zeros(x[target].shape)
+
+
 def test_in_place_and_out_arguments_write_the_device_array(dev):
     x = dev.asarray(np.arange(3.0))
     view = x[1:]

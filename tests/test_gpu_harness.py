@@ -11,8 +11,10 @@
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -89,3 +91,28 @@ def test_the_marker_is_used_by_the_gpu_only_tests():
 
 if __name__ == "__main__":          # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_the_gpu_session_script_rehearses_its_suite_on_the_cpu(tmp_path):
+    """``REHEARSE=1 bash benchmarks/gpu_session.sh suite TESTS``: versions name the stand-in,
+    the suite runs with SCRATCHRNN_BACKEND=cupy on it (junit back), and a missing pytest-xdist
+    or pytest-timeout is said in one line each instead of failing on ``-n``/``--timeout``."""
+    env = dict(os.environ, OUT=str(tmp_path / "out"), REHEARSE="1", PYTHON=sys.executable,
+               PYTHONPATH=str(ROOT))
+    env.pop("SCRATCHRNN_BACKEND", None)
+    run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_session.sh"), "suite",
+                          "tests/core/test_backend.py::test_asarray_asnumpy_round_trip"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    out = tmp_path / "out"
+    assert "NumPy stand-in for CuPy (no GPU)" in (out / "versions.txt").read_text()
+    suite = ET.parse(out / "junit.xml").getroot()
+    cases = list(suite.iter("testcase"))
+    assert sorted(case.get("name") for case in cases) == [      # the CuPy runs too, on the stand-in
+        f"test_asarray_asnumpy_round_trip[{b}-{d}]" for b in ("cupy", "numpy") for d in ("float32", "float64")]
+    assert all(not list(case) for case in cases)                    # every one ran and passed
+    assert "pytest exit status 0" in (out / "pytest.log").read_text()
+    for plugin, module in (("pytest-xdist", "xdist"), ("pytest-timeout", "pytest_timeout")):
+        missing = importlib.util.find_spec(module) is None
+        assert (f"{plugin} is missing" in run.stdout) == missing, run.stdout[:2000]

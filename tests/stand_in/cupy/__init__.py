@@ -7,7 +7,7 @@ stand-in as ``cupy``, the backend's probe finds "one device", and
 
     PYTHONPATH=tests/stand_in:$PWD SCRATCHRNN_BACKEND=cupy python -m pytest ...
 
-(``bash benchmarks/gpu_session.sh rehearse`` does this). Kernels are built with g++ into
+(``REHEARSE=1 bash benchmarks/gpu_session.sh suite`` does this). Kernels are built with g++ into
 a temporary folder of this process, removed at exit. Never put this on the path of a
 real GPU run: it hides the real CuPy.
 """
