@@ -397,8 +397,9 @@ def _cuda_namespace():
         MemoryPool=_MemoryPool)
 
 
-# the functions that take host data to the device (everything else refuses host arrays)
-TO_DEVICE = ("asarray", "array", "asanyarray", "ascontiguousarray")
+# the functions that take host data to the device (everything else refuses host arrays;
+# cupy.ascontiguousarray documents a cupy.ndarray argument, so it refuses them here too)
+TO_DEVICE = ("asarray", "array", "asanyarray")
 
 
 def stand_in(workdir):

@@ -72,11 +72,13 @@ def test_implicit_conversion_is_refused_as_on_cupy(dev):
 def test_host_arrays_are_refused_in_device_operations(dev):
     x, host = dev.asarray(np.ones(3)), np.ones(3)
     for operation in (lambda: x + host, lambda: np.add(x, host), lambda: dev.xp.exp(host),
-                      lambda: dev.xp.matmul(host, x), lambda: dev.xp.concatenate([x, host])):
+                      lambda: dev.xp.matmul(host, x), lambda: dev.xp.concatenate([x, host]),
+                      lambda: dev.xp.ascontiguousarray(host)):
         with pytest.raises(TypeError, match="host NumPy array"):
             operation()
     assert type(x + 1.0) is DeviceArray and type(np.exp(x)) is DeviceArray    # numbers are fine
     assert type(dev.xp.concatenate([x, x])) is DeviceArray                   # NumPy functions dispatch
+    assert type(dev.xp.asarray(host)) is DeviceArray                         # the way onto the device
 
 
 def test_a_host_array_is_copied_in_only_by_a_full_slice(dev):

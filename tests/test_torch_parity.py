@@ -132,7 +132,7 @@ def test_to_torch_state_dict_returns_copies():
     sd = to_torch_state_dict(layer)
     sd["bias_ih_l0"][:] = 99.0
     assert not (layer.params["l0.b_x"] == 99.0).any()
-    layer.grads["l0.W_x"][...] = np.arange(18.0).reshape(2, 9)
+    layer.grads["l0.W_x"][...] = layer.backend.asarray(np.arange(18.0).reshape(2, 9))
     g = to_torch_state_dict(layer, grads=True)
     assert g["weight_ih_l0"].shape == (9, 2)
     np.testing.assert_array_equal(g["weight_ih_l0"], np.arange(18.0).reshape(2, 9).T)

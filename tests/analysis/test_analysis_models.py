@@ -173,7 +173,7 @@ def test_small_weight_rnn_decays_geometrically_at_the_predicted_rate():
     layer = RNN(4, H, 1, dtype="float64", seed=0)
     p = layer.layer_params(0)
     Q, _ = np.linalg.qr(rng.standard_normal((H, H)))
-    p["W_h"][...] = a * Q                                     # step Jacobian ~ a * Q^T
+    p["W_h"][...] = layer.backend.asarray(a * Q)              # step Jacobian ~ a * Q^T
     p["W_x"][...] *= 1e-5                                     # tiny inputs: tanh is linear
     p["b_x"][...] = p["b_h"][...] = 0.0
     xs = rng.standard_normal((40, 2, 4))
