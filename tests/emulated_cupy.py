@@ -47,6 +47,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from scratchrnn.core.backend import Backend
 
+
 class HostRead(AssertionError):
     """Code read a value from the (emulated) device back to the host."""
 
@@ -172,9 +173,6 @@ class DeviceArray(NDArrayOperatorsMixin):
             return self._wrap(attr(*_unwrap(args, name), **_unwrap(kwargs, name)))
         method.__name__ = name
         return method
-
-    def __reduce__(self):
-        raise TypeError("a DeviceArray is not pickled")
 
 
 def _device_only(x, where):

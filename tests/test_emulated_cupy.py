@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import emulated_cupy
+from emulated_cupy import DeviceArray, HostRead, host_reads_refused
 from scratchrnn.blocks.model import CharLM
 from scratchrnn.book import ops
 from scratchrnn.book.optim import make_optimizer
 from scratchrnn.core.backend import CPU, backend_of
-
-import emulated_cupy
-from emulated_cupy import DeviceArray, HostRead, host_reads_refused
 
 ROOT = Path(__file__).resolve().parents[1]
 

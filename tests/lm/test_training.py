@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from host import to_host
 from scratchrnn import cli
 from scratchrnn.blocks.model import CharLM
 from scratchrnn.book.batching import BatchStream
@@ -21,8 +22,6 @@ from scratchrnn.lm.checkpoint import load_checkpoint
 from scratchrnn.lm.corpora import load_corpus
 from scratchrnn.lm.run import TrainConfig, Trainer, prepare_data, step_seed
 from scratchrnn.lm.saved import load_model
-
-from host import to_host
 
 
 def unigram_entropy(ids):
