@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -99,7 +98,7 @@ def test_the_gpu_session_script_rehearses_its_suite_on_the_cpu(tmp_path):
     the suite runs with SCRATCHRNN_BACKEND=cupy on it (junit back), and a missing pytest-xdist
     or pytest-timeout is said in one line each instead of failing on ``-n``/``--timeout``."""
     env = dict(os.environ, OUT=str(tmp_path / "out"), REHEARSE="1", PYTHON=sys.executable,
-               PYTHONPATH=str(ROOT))
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
     env.pop("SCRATCHRNN_BACKEND", None)
     run = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_session.sh"), "suite",
                           "tests/core/test_backend.py::test_asarray_asnumpy_round_trip"],
@@ -114,5 +113,6 @@ def test_the_gpu_session_script_rehearses_its_suite_on_the_cpu(tmp_path):
     assert all(not list(case) for case in cases)                    # every one ran and passed
     assert "pytest exit status 0" in (out / "pytest.log").read_text()
     for plugin, module in (("pytest-xdist", "xdist"), ("pytest-timeout", "pytest_timeout")):
-        missing = importlib.util.find_spec(module) is None
+        missing = subprocess.run([sys.executable, "-c", f"import {module}"], env=env,
+                                 capture_output=True).returncode != 0           # where the script looks
         assert (f"{plugin} is missing" in run.stdout) == missing, run.stdout[:2000]
