@@ -74,7 +74,8 @@ case "$part" in
     SCRATCHRNN_BACKEND=cupy timeout "${SUITE_TIMEOUT:-500}" "$PY" -m pytest -q -p no:cacheprovider -ra \
       ${opts[@]+"${opts[@]}"} --junitxml="$OUT/junit.xml" "$@" 2>&1 | tee "$OUT/pytest.log" | tail -80
     status=$?
-    echo "pytest exit status $status (124: stopped by the ${SUITE_TIMEOUT:-500} s limit)" | tee -a "$OUT/pytest.log"
+    why=""; [ "$status" = 124 ] && why=": stopped by the ${SUITE_TIMEOUT:-500} s limit"
+    echo "pytest exit status $status$why" | tee -a "$OUT/pytest.log"
     exit $status
     ;;
   bench|bench-tf32)
