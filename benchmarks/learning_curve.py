@@ -133,7 +133,7 @@ def _scratch_trainer(s, seed, dtype, forget_bias, torch_init):
         from scratchrnn import interop
         rnn, head = torch_modules("lstm", len(trainer.data.vocab), s["hidden_size"], s["num_layers"],
                                   seed, dtype)
-        layer = interop.from_torch(rnn, dtype=dtype)
+        layer = interop.from_torch(rnn, dtype=dtype, backend="numpy")     # the trainer's backend (_config)
         arrays = {f"rnn.{k}": layer.backend.asnumpy(v) for k, v in layer.params.items()}
         arrays["head.W"] = head.weight.detach().numpy().T
         arrays["head.b"] = head.bias.detach().numpy()

@@ -44,8 +44,9 @@ class TorchLMRun:
         self.torch, self.cfg, self.device = torch, cfg, device
         self.data = prepare_data(cfg)
         self.V = len(self.data.vocab)
+        # host batches whatever SCRATCHRNN_BACKEND says: torch.from_numpy takes them to its device
         self.stream = BatchStream(self.data.train, cfg.batch_size, cfg.seq_len, shuffle=False,
-                                  seed=cfg.seed, pad_id=self.data.vocab.pad_id)
+                                  seed=cfg.seed, pad_id=self.data.vocab.pad_id, backend="numpy")
         self.rnn, self.head = torch_modules(cfg.cell, self.V, cfg.hidden_size, cfg.num_layers,
                                             cfg.seed, cfg.dtype, device)
         self.dtype = self.head.weight.dtype
@@ -92,7 +93,7 @@ class TorchLMRun:
         T = min(self.cfg.seq_len, (len(ids) - 1) // B)
         total, count, state = 0.0, 0, None
         with torch.no_grad():
-            for batch in BatchStream(ids, B, T, pad_id=self.data.vocab.pad_id):
+            for batch in BatchStream(ids, B, T, pad_id=self.data.vocab.pad_id, backend="numpy"):   # host ids
                 logits, state = self.logits(batch.x, state)
                 y = self._ids(batch.y).reshape(-1)
                 total += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))

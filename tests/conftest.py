@@ -5,7 +5,9 @@ CuPy run is skipped, with ``cupy_unavailable_reason()`` as the reason, on a mach
 without a usable GPU -- unless ``SCRATCHRNN_BACKEND=cupy`` is set: then the GPU
 was asked for explicitly, so its absence fails the CuPy runs instead of hiding
 them. Tests that take no backend use ``get_backend()``, i.e. the default that
-``SCRATCHRNN_BACKEND`` picks.
+``SCRATCHRNN_BACKEND`` picks. A test that runs on CuPy only carries the
+``@pytest.mark.needs_cupy`` marker, which does the same: skipped with the reason
+without a GPU, failed when ``SCRATCHRNN_BACKEND=cupy`` asked for one (``require_cupy``).
 
 Engines: a layer runs the cells' textbook scans, their hoisted "reference" form, or
 a fast engine (``scratchrnn.engines``). ``use_engine(name)`` is a context manager
@@ -46,15 +48,33 @@ def _profile_name():
 settings.load_profile(_profile_name())
 
 
+def require_cupy():
+    """Go on only where CuPy runs: otherwise skip with the reason, or fail where
+    ``SCRATCHRNN_BACKEND=cupy`` demanded the GPU (a run meant to test it must not pass
+    by skipping every GPU test)."""
+    reason = cupy_unavailable_reason()
+    if reason is not None:
+        if default_backend_name() == "cupy":
+            pytest.fail(f"SCRATCHRNN_BACKEND=cupy but {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_cupy: runs on CuPy only; skipped without a usable GPU, "
+                            "failed without one when SCRATCHRNN_BACKEND=cupy")
+    config.addinivalue_line("markers", "bad_input(area): a bad-input case, counted by area in the README")
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("needs_cupy") is not None:
+        require_cupy()
+
+
 @pytest.fixture(scope="session", params=["numpy", "cupy"])
 def backend(request):
-    """A ``scratchrnn.core.backend.Backend``: numpy, then cupy (skipped without a GPU)."""
+    """A ``scratchrnn.core.backend.Backend``: numpy, then cupy (see ``require_cupy``)."""
     if request.param == "cupy":
-        reason = cupy_unavailable_reason()
-        if reason is not None:
-            if default_backend_name() == "cupy":
-                pytest.fail(f"SCRATCHRNN_BACKEND=cupy but {reason}")
-            pytest.skip(reason)
+        require_cupy()
     return get_backend(request.param)
 
 
@@ -98,10 +118,6 @@ def pytest_report_header(config):
 # hostile user would; the files below hold nothing else, so their tests count under one area.
 BAD_INPUT_FILES = {"test_hostile_input.py": "command line", "test_cli_errors.py": "command line",
                    "test_checkpoint_validation.py": "checkpoints"}
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "bad_input(area): a bad-input case, counted by area in the README")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -13,6 +13,7 @@ import zlib
 import numpy as np
 import pytest
 
+from host import to_host
 from scratchrnn.blocks.layers import GRU, LSTM, RNN
 from scratchrnn.book.gradcheck import rel_error
 from scratchrnn.core.errors import ConfigError
@@ -107,8 +108,8 @@ def test_from_torch_then_back_is_exact(variant, dtype):
         assert sd[name].dtype == np.dtype(dtype) and sd[name].flags.c_contiguous
         np.testing.assert_array_equal(sd[name], value.numpy())
     # the layout: weight_ih (G*H, I) is W_x (I, G*H) transposed
-    np.testing.assert_array_equal(layer.params["l0.W_x"], module.weight_ih_l0.detach().numpy().T)
-    np.testing.assert_array_equal(layer.params["l1.b_h"], module.bias_hh_l1.detach().numpy())
+    np.testing.assert_array_equal(to_host(layer.params["l0.W_x"]), module.weight_ih_l0.detach().numpy().T)
+    np.testing.assert_array_equal(to_host(layer.params["l1.b_h"]), module.bias_hh_l1.detach().numpy())
 
 
 @pytest.mark.parametrize("cls", [RNN, GRU, LSTM])
@@ -118,7 +119,7 @@ def test_ours_into_torch_and_back(cls):
     module.load_state_dict({k: torch.from_numpy(v) for k, v in to_torch_state_dict(ours).items()})
     again = from_torch(module)
     for k in ours.params:
-        np.testing.assert_array_equal(again.params[k], ours.params[k])
+        np.testing.assert_array_equal(to_host(again.params[k]), to_host(ours.params[k]))
     x = np.random.default_rng(0).standard_normal((5, 2, 4))
     with torch.no_grad():
         ty, _ = module(torch.from_numpy(x))
@@ -130,7 +131,7 @@ def test_to_torch_state_dict_returns_copies():
     sd = to_torch_state_dict(layer)
     sd["bias_ih_l0"][:] = 99.0
     assert not (layer.params["l0.b_x"] == 99.0).any()
-    layer.grads["l0.W_x"][...] = np.arange(18.0).reshape(2, 9)
+    layer.grads["l0.W_x"][...] = layer.backend.asarray(np.arange(18.0).reshape(2, 9))
     g = to_torch_state_dict(layer, grads=True)
     assert g["weight_ih_l0"].shape == (9, 2)
     np.testing.assert_array_equal(g["weight_ih_l0"], np.arange(18.0).reshape(2, 9).T)

@@ -14,6 +14,7 @@ given. ``auto`` picks CuPy only when it imports *and* a CUDA device answers.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -42,10 +43,10 @@ class Backend:
 
     def asnumpy(self, a) -> numpy.ndarray:
         """Return ``a`` as a host ``numpy.ndarray`` (a no-op copy-free view on NumPy)."""
-        if isinstance(a, numpy.ndarray):
-            return a
         if self.is_gpu and isinstance(a, self.xp.ndarray):
             return self.xp.asnumpy(a)
+        if isinstance(a, numpy.ndarray):
+            return a
         return numpy.asarray(a)
 
     def rng(self, seed=None):
@@ -134,10 +135,31 @@ def get_backend(name: str | Backend | None = None) -> Backend:
 
 
 def backend_of(a) -> Backend:
-    """The backend an array lives on (CuPy arrays -> cupy, everything else -> numpy)."""
-    if type(a).__module__.startswith("cupy"):
-        return get_backend("cupy")
+    """The backend an array lives on (CuPy arrays -> cupy, everything else -> numpy).
+
+    The array names its own module: a type defined in ``cupy`` (``cupy.ndarray``), or
+    ``a.__array_namespace__()`` (the array API standard's way), and a module called
+    ``cupy`` is the cupy backend on that very module."""
+    if type(a) is numpy.ndarray:
+        return _NUMPY
+    xp = _array_module(a)
+    if getattr(xp, "__name__", None) == "cupy":
+        return Backend("cupy", xp)
     return _NUMPY
+
+
+def _array_module(a):
+    """The module whose array ``a`` is, or None (numbers, lists, ...)."""
+    top = type(a).__module__.partition(".")[0]
+    if top == "cupy":
+        return sys.modules.get("cupy")
+    namespace = getattr(a, "__array_namespace__", None)
+    if namespace is None:
+        return None
+    try:
+        return namespace()
+    except Exception:       # a namespace that cannot answer is not a device module
+        return None
 
 
 _NUMPY = Backend("numpy", numpy)

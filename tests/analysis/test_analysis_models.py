@@ -6,6 +6,7 @@ state-only backward = the cells' step_backward), PCA (a planted plane), the neur
 import numpy as np
 import pytest
 
+from host import to_host
 from scratchrnn.analysis import activations, compare, gradient_flow, neurons, pca, saliency
 from scratchrnn.analysis.ngram import CATEGORIES, NGramModel
 from scratchrnn.blocks.layers import RNN
@@ -32,13 +33,14 @@ def test_chunked_pass_equals_one_forward(cell):
     acts = activations.collect(model, ids, chunk=7)
     logits, _ = model.forward(ids[:, None])                   # one pass over everything
     for k, cache in enumerate(model.rnn.caches):
-        np.testing.assert_allclose(acts[k]["h"], cache.hs[:, 0], atol=1e-12)
+        np.testing.assert_allclose(acts[k]["h"], to_host(cache.hs[:, 0]), atol=1e-12)
         if cell == "lstm":
-            np.testing.assert_allclose(acts[k]["c"], cache.cs[:, 0], atol=1e-12)
+            np.testing.assert_allclose(acts[k]["c"], to_host(cache.cs[:, 0]), atol=1e-12)
         H = cache.hs.shape[-1]
         for g, name in enumerate(activations.GATE_NAMES[cell]):
-            np.testing.assert_allclose(acts[k][name], cache.gates[:, 0, g * H:(g + 1) * H], atol=1e-12)
-    logp = ops.log_softmax(logits[:, 0])
+            np.testing.assert_allclose(acts[k][name], to_host(cache.gates[:, 0, g * H:(g + 1) * H]),
+                                       atol=1e-12)
+    logp = to_host(ops.log_softmax(logits[:, 0]))
     np.testing.assert_allclose(acts.next_logp, logp[np.arange(49), ids[1:]], atol=1e-12)
     assert set(acts.names()) == set(activations._names(cell))
 
@@ -153,7 +155,7 @@ def test_grad_input_mode_picks_the_one_hot_component():
     mask[15] = 1.0
     model.loss(ids[:-1, None], ids[1:, None], mask=mask)
     dx, _ = model.backward()
-    np.testing.assert_allclose(gi, np.abs(dx[np.arange(19), 0, ids[:-1]]), rtol=1e-12)
+    np.testing.assert_allclose(gi, np.abs(to_host(dx)[np.arange(19), 0, ids[:-1]]), rtol=1e-12)
 
 
 def test_long_range_targets_are_far_closers():
@@ -170,7 +172,7 @@ def test_small_weight_rnn_decays_geometrically_at_the_predicted_rate():
     layer = RNN(4, H, 1, dtype="float64", seed=0)
     p = layer.layer_params(0)
     Q, _ = np.linalg.qr(rng.standard_normal((H, H)))
-    p["W_h"][...] = a * Q                                     # step Jacobian ~ a * Q^T
+    p["W_h"][...] = layer.backend.asarray(a * Q)              # step Jacobian ~ a * Q^T
     p["W_x"][...] *= 1e-5                                     # tiny inputs: tanh is linear
     p["b_x"][...] = p["b_h"][...] = 0.0
     xs = rng.standard_normal((40, 2, 4))

@@ -10,6 +10,7 @@ one-hot input and with a learned embedding, with a padding mask and with dropout
 import numpy as np
 import pytest
 
+from host import to_host
 from scratchrnn.blocks.embedding import Embedding, OneHot
 from scratchrnn.blocks.linear import Linear
 from scratchrnn.blocks.model import CharLM
@@ -95,6 +96,7 @@ def test_linear_head_backward_matches_finite_differences():
 def manual_cross_entropy(logits, targets, mask=None):
     """Mean NLL written out with a max-shifted log-sum-exp, in float64, one row at a time."""
     total, count = 0.0, 0.0
+    logits = to_host(logits)
     for n in range(logits.shape[0]):
         z = logits[n].astype(F64)
         lse = z.max() + np.log(np.exp(z - z.max()).sum())
@@ -147,8 +149,9 @@ def random_problem(model, T=4, B=3, seed=0, masked=False):
         mask = rng.random((T, B)) < 0.6
         mask[0, 0], mask[-1, -1] = True, False
     n_states = 2 if model.config["cell"] == "lstm" else 1
-    states = [rng.standard_normal((L, B, H)) * 0.5 for _ in range(n_states)]
-    w_states = [rng.standard_normal((L, B, H)) for _ in range(n_states)]
+    on_model = model.backend.asarray            # states live where the model does (CuPy: on the GPU)
+    states = [on_model(rng.standard_normal((L, B, H)) * 0.5) for _ in range(n_states)]
+    w_states = [on_model(rng.standard_normal((L, B, H))) for _ in range(n_states)]
     return ids, targets, mask, states, w_states
 
 
@@ -209,7 +212,7 @@ def test_model_gradcheck_with_mask_only_and_no_final_state_gradient(cell):
 def test_model_gradcheck_relu_rnn():
     model = make_model("rnn", 3, nonlinearity="relu", seed=4)
     ids, targets, mask, states, w_states = random_problem(model, seed=4, masked=True)
-    region = lambda: np.concatenate([(c.hs > 0).ravel() for c in model.rnn.caches])  # noqa: E731
+    region = lambda: np.concatenate([to_host(c.hs > 0).ravel() for c in model.rnn.caches])  # noqa: E731
     rows = model_gradcheck(model, ids, targets, mask, states, w_states, region=region)
     assert sum(r.skipped for r in rows) < 10
 
@@ -242,9 +245,9 @@ def test_backward_with_no_final_state_gradient_equals_zero_dstate():
     model.zero_grad()
     model.loss(ids, targets, states[0])
     _, d_zero = model.backward(np.zeros_like(states[0]))
-    np.testing.assert_array_equal(d_none, d_zero)
+    np.testing.assert_array_equal(to_host(d_none), to_host(d_zero))
     for k in g_none:
-        np.testing.assert_array_equal(g_none[k], model.grads[k])
+        np.testing.assert_array_equal(to_host(g_none[k]), to_host(model.grads[k]))
 
 
 # ---------------------------------------------------------------- masked loss
@@ -285,7 +288,7 @@ def test_masked_targets_do_not_matter():
         results.append((loss, {k: g.copy() for k, g in model.grads.items()}))
     assert results[0][0] == results[1][0]
     for k in results[0][1]:
-        np.testing.assert_array_equal(results[0][1][k], results[1][1][k])
+        np.testing.assert_array_equal(to_host(results[0][1][k]), to_host(results[1][1][k]))
 
 
 def test_fully_masked_batch_gives_zero_loss_and_zero_grads():
@@ -310,7 +313,7 @@ def test_batch_stream_padding_mask_drives_the_masked_loss():
     model = make_model("lstm", 3, V=6, seed=10)
     saw_pad = False
     for batch in stream:
-        np.testing.assert_array_equal(batch.mask, batch.y != pad)
+        np.testing.assert_array_equal(to_host(batch.mask), to_host(batch.y != pad))
         saw_pad |= bool((~batch.mask).any())
         logits, _ = model.forward(batch.x)
         T, B = batch.y.shape
@@ -335,10 +338,10 @@ def test_params_and_grads_are_the_parts_arrays():
 
 def test_state_arrays_round_trip_and_architecture_mismatch():
     a, b = make_model("gru", 3, seed=1), make_model("gru", 3, seed=2)
-    assert not np.array_equal(a.params["head.W"], b.params["head.W"])
+    assert not np.array_equal(to_host(a.params["head.W"]), to_host(b.params["head.W"]))
     b.load_arrays(a.state_arrays())
     for k in a.params:
-        np.testing.assert_array_equal(a.params[k], b.params[k])
+        np.testing.assert_array_equal(to_host(a.params[k]), to_host(b.params[k]))
     with pytest.raises(ConfigError):
         make_model("gru", 3, H=5).load_arrays(a.state_arrays())
     with pytest.raises(ConfigError):

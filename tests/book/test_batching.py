@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from host import to_host
 from scratchrnn.book.batching import BatchStream, split_ids
 from scratchrnn.core.errors import ConfigError, DataError
 
@@ -58,8 +59,8 @@ def test_each_epoch_covers_every_kept_token_once_in_order(B, T, extra):
         batches = list(s)
         assert len(batches) == len(s) and all(b.epoch == epoch for b in batches)
         assert [b.reset for b in batches] == [True] + [False] * (len(s) - 1)
-        xs = np.concatenate([b.x for b in batches], axis=0)      # (L, B)
-        ys = np.concatenate([b.y for b in batches], axis=0)
+        xs = np.concatenate([to_host(b.x) for b in batches], axis=0)      # (L, B)
+        ys = np.concatenate([to_host(b.y) for b in batches], axis=0)
         assert xs.shape == (L, B) and batches[0].x.shape == (T, B)
         assert np.array_equal(xs.T.reshape(-1), ids[:B * L])
         assert np.array_equal(ys.T.reshape(-1), ids[1:B * L + 1])

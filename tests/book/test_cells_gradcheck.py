@@ -92,7 +92,7 @@ def test_relu_kink_is_detected_and_skipped():
     layer.params["l0.W_x"][...] = 1.0
     layer.params["l0.W_h"][...] = 0.0
     layer.params["l0.b_h"][...] = 0.0
-    layer.params["l0.b_x"][...] = 3e-6 - x.ravel()   # pre-activation a = x + b_x = 3e-6
+    layer.params["l0.b_x"][...] = layer.backend.asarray(3e-6 - x.ravel())   # pre-activation a = x + b_x = 3e-6
 
     rows = {r.name: r for r in check_layer(layer, T=1, B=1, seed=seed)}
     assert rows["l0.b_x"].skipped == 1 and rows["l0.b_h"].skipped == 1 and rows["x"].skipped == 1

@@ -487,16 +487,20 @@ def test_a_huge_but_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(good
     """A model blowing up (loss 10x its start, still finite) is stopped by the 3x rule."""
     import shutil
 
-    from scratchrnn.book import train as book
+    from scratchrnn import engines
     copy = tmp_path / "copy"
     shutil.copytree(good_run, copy)
     before = snapshot(copy)
-    real = book.train_step
+    real = engines.training_step           # the step the run takes: the book's, or on a GPU the device step
 
-    def blowing_up(*args, **kwargs):
-        loss, state = real(*args, **kwargs)
-        return loss * 10.0, state
-    monkeypatch.setattr(book, "train_step", blowing_up)
+    def blowing_up(*factory_args):
+        step = real(*factory_args)
+
+        def blown(*args, **kwargs):
+            loss, state = step(*args, **kwargs)
+            return loss * 10.0, state
+        return blown
+    monkeypatch.setattr(engines, "training_step", blowing_up)
     code, _, err = run_in_process(["train", "--resume", copy / "last.npz", "--max-steps", "9",
                                    "--eval-every", "100"], capsys)
     assert_one_sentence(code, err, "train", "3 x the first loss", "kept")

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import emulated_cupy
+from host import to_host
 from scratchrnn import engines
 from scratchrnn.blocks.layers import LAYERS
 from scratchrnn.book.cells import CELLS
@@ -42,6 +43,15 @@ def _random_problem(cell, T, B, I, H, dtype, seed, backend):
     else:
         state0, dstateT = arr(B, H), arr(B, H)
     return params, xs, state0, dys, dstateT
+
+
+def _moved(problem, backend):
+    """``problem`` (arrays, tuples and dicts of them) copied onto ``backend``."""
+    if isinstance(problem, tuple):
+        return tuple(_moved(p, backend) for p in problem)
+    if isinstance(problem, dict):
+        return {k: _moved(v, backend) for k, v in problem.items()}
+    return backend.asarray(problem)
 
 
 def _engine(cell, name, backend="numpy"):
@@ -71,9 +81,8 @@ def _assert_close(a, b, tol, where):
         for k, (u, v) in enumerate(zip(a, b)):
             _assert_close(u, v, tol, f"{where}[{getattr(a, '_fields', range(len(a)))[k]}]")
     else:
-        be = get_backend("auto")
-        u = np.asarray(be.asnumpy(a), dtype=np.float64)
-        v = np.asarray(be.asnumpy(b), dtype=np.float64)
+        u = np.asarray(to_host(a), dtype=np.float64)         # each from the backend it lives on
+        v = np.asarray(to_host(b), dtype=np.float64)
         assert u.shape == v.shape, f"{where}: shape {u.shape} vs {v.shape}"
         assert a.dtype == b.dtype, f"{where}: dtype {a.dtype} vs {b.dtype}"
         scale = max(1.0, float(np.max(np.abs(u))) if u.size else 1.0)
@@ -203,11 +212,12 @@ def test_backward_can_run_twice_on_one_cache(fast):
 @pytest.mark.parametrize("name", ["rnn", "gru", "lstm"])
 def test_layer_engines_are_equal_and_named(monkeypatch, name):
     """The layer (2 layers, dropout off) gives the same outputs and grads on every engine;
-    the default is "auto", the fast engine on NumPy, and the layer says which one runs."""
+    the default is "auto", the fast engine on NumPy, and the layer says which one runs.
+    (NumPy named: SCRATCHRNN_BACKEND=cupy must not move it; the CuPy engines have their own tests.)"""
     monkeypatch.delenv("SCRATCHRNN_ENGINE", raising=False)
     results = {}
     for engine in ("textbook", "reference", "fast", None):
-        layer = LAYERS[name](3, 6, num_layers=2, dtype="float64", seed=3, engine=engine)
+        layer = LAYERS[name](3, 6, num_layers=2, dtype="float64", seed=3, engine=engine, backend="numpy")
         rng = np.random.default_rng(0)
         x = rng.standard_normal((5, 2, 3))
         y, state = layer.forward(x)
@@ -291,17 +301,18 @@ def test_no_compiler_says_so_once_and_falls_back(monkeypatch, tmp_path):
         assert not cpu_compiled.available()
         assert numpy_fast.engine("lstm")[0] == "fast (numpy)"
     assert len(record) == 1 and "\n" not in str(record[0].message)
-    layer = LAYERS["lstm"](2, 3, dtype="float64", seed=0)
+    layer = LAYERS["lstm"](2, 3, dtype="float64", seed=0, backend="numpy")     # the CPU engine's test
     assert layer.engine == "fast (numpy)"
     layer.forward(np.ones((2, 1, 2)))
 
 
 # ------------------------------------------------------------------ CuPy
+# needs_cupy (tests/conftest.py): skipped with the reason without a GPU, failed without
+# one when SCRATCHRNN_BACKEND=cupy asked for it.
 CUPY_REASON = cupy_unavailable_reason()
-needs_cupy = pytest.mark.skipif(CUPY_REASON is not None, reason=str(CUPY_REASON))
 
 
-@needs_cupy
+@pytest.mark.needs_cupy
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name,opts", VARIANTS, ids=[f"{n}-{o.get('nonlinearity', '')}".strip("-")
                                                        for n, o in VARIANTS])
@@ -315,16 +326,13 @@ def test_cupy_auto_equals_reference_on_gpu(name, opts, dtype):
                   TOL[dtype], name)
 
 
-@needs_cupy
+@pytest.mark.needs_cupy
 @pytest.mark.parametrize("name", ["gru", "lstm"])
 def test_cupy_fused_equals_numpy_reference(name):
     """GPU fast path against the CPU reference, so a bug shared by both GPU paths shows."""
     cell = CELLS[name]
     cpu = _random_problem(cell, 6, 2, 3, 4, "float64", seed=5, backend=get_backend("numpy"))
-    be = get_backend("cupy")
-    to_gpu = lambda a: tuple(to_gpu(v) for v in a) if isinstance(a, tuple) else (
-        {k: be.asarray(v) for k, v in a.items()} if isinstance(a, dict) else be.asarray(a))
-    gpu = tuple(to_gpu(p) for p in cpu)
+    gpu = _moved(cpu, get_backend("cupy"))
     _assert_close(_run(cell, cpu, "reference", {}), _run(cell, gpu, _engine(cell, "fast", "cupy"), {}),
                   TOL["float64"], name)
 
@@ -356,9 +364,9 @@ def emulated_cupy_fused(tmp_path_factory):
 def test_cupy_kernels_emulated_on_cpu_equal_reference(emulated_cupy_fused, name, dtype, T, B, I, H):
     cell = CELLS[name]
     problem = _random_problem(cell, T, B, I, H, dtype, seed=7 + T, backend=get_backend("numpy"))
-    params, xs, state0, dys, dstateT = problem
+    on_device = _moved(problem, emulated_cupy.device_backend(emulated_cupy_fused.cupy))
     fused = Engine(*emulated_cupy_fused.ENGINES[name])
-    _assert_close(_run(cell, problem, "reference", {}), _run(cell, problem, fused, {}), TOL[dtype], name)
+    _assert_close(_run(cell, problem, "reference", {}), _run(cell, on_device, fused, {}), TOL[dtype], name)
 
 
 def test_cupy_kernel_sources_name_every_raw_argument(emulated_cupy_fused):

@@ -50,7 +50,7 @@ def test_a_grid_point_is_an_ordinary_training_run(pool_grid, tmp_path):
     folder, _ = pool_grid
     cfg = TrainConfig(source="python-docs", max_chars=20000, seq_len=16, batch_size=4, eval_every=10,
                       cell="lstm", num_layers=2, hidden_size=8, seed=0, max_steps=20, max_minutes=None,
-                      progress=False, out_dir=str(tmp_path / "direct"))
+                      progress=False, out_dir=str(tmp_path / "direct"), backend="numpy")   # the grid's (grid_cli)
     Trainer(cfg).run()
     direct, _ = load_checkpoint(tmp_path / "direct" / "last.npz")
     gridded, meta = load_checkpoint(folder / "runs" / "lstm-2x8-seed0" / "last.npz")

@@ -200,10 +200,9 @@ def test_checkpoint_name():
     assert checkpoint_name(10, 0.5, prefix="gru") == "gru_epoch10.00_val0.5000.npz"
 
 
+@pytest.mark.needs_cupy        # tests/conftest.py: fails without a GPU where SCRATCHRNN_BACKEND=cupy
 def test_cupy_arrays_are_saved_from_the_host(tmp_path):
-    from scratchrnn.core.backend import cupy_unavailable_reason, get_backend
-    if cupy_unavailable_reason() is not None:
-        pytest.skip("CuPy is not usable here")
+    from scratchrnn.core.backend import get_backend
     xp = get_backend("cupy").xp
     path = tmp_path / "gpu.npz"
     save_checkpoint(path, {"w": xp.arange(6, dtype=xp.float32).reshape(2, 3)}, {})

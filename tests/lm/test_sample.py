@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from host import to_host
 from scratchrnn.book import ops
 from scratchrnn.core.backend import host_rng
 from scratchrnn.lm.run import TrainConfig, Trainer
@@ -35,7 +36,7 @@ def next_distribution(model, vocab, prime):
     model.eval()
     ids = vocab.encode(prime).reshape(-1, 1)
     logits, _ = model.forward(ids, model.initial_state(1))
-    return ops.softmax(np.asarray(logits[-1, 0], dtype=np.float64))
+    return ops.softmax(np.asarray(to_host(logits[-1, 0]), dtype=np.float64))
 
 
 # -------------------------------------------------------------- strategies
@@ -149,7 +150,7 @@ def test_incremental_steps_equal_the_full_forward(trained):
     state = model.initial_state(1)
     for t, i in enumerate(ids):
         logits, state = model.step_logits([i], state)
-        np.testing.assert_allclose(logits[0], full[t, 0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(to_host(logits[0]), to_host(full[t, 0]), rtol=1e-5, atol=1e-6)
 
 
 def test_generate_leaves_training_mode_and_ignores_dropout(trained):

@@ -10,11 +10,13 @@ import sys
 import numpy as np
 import pytest
 
+from host import to_host
 from scratchrnn import cli
 from scratchrnn.blocks.model import CharLM
 from scratchrnn.book.batching import BatchStream
 from scratchrnn.book.optim import SGD, clip_grad_norm
 from scratchrnn.book.train import evaluate, train_step
+from scratchrnn.core.backend import get_backend
 from scratchrnn.core.errors import ConfigError, DataError, TrainingDiverged
 from scratchrnn.lm.checkpoint import load_checkpoint
 from scratchrnn.lm.corpora import load_corpus
@@ -126,7 +128,8 @@ def test_word_level_cli_train_then_eval(tmp_path, capsys):
     assert code == 0
     header = capsys.readouterr().out.splitlines()[0]
     engine = CharLM(10, "lstm", hidden_size=8, num_layers=2).rnn.engine   # the engine auto picks
-    assert f"; backend numpy; engine {engine}; run dir " in header
+    backend = get_backend().name                          # SCRATCHRNN_BACKEND's: numpy, or cupy on a GPU run
+    assert f"; backend {backend}; engine {engine}; run dir " in header
     assert cli.main(["eval", str(out / "last.npz"), "--json", "--batch-size", "4",
                      "--seq-length", "6"]) == 0
     scores = json.loads(capsys.readouterr().out)
@@ -193,8 +196,8 @@ def test_training_is_deterministic(tmp_path):
     b = Trainer(config(tmp_path, "b", **kw)).run().model
     c = Trainer(config(tmp_path, "c", seed=1, **kw)).run().model
     for k in a.params:
-        np.testing.assert_array_equal(a.params[k], b.params[k])
-    assert any(not np.array_equal(a.params[k], c.params[k]) for k in a.params)
+        np.testing.assert_array_equal(to_host(a.params[k]), to_host(b.params[k]))
+    assert any(not np.array_equal(to_host(a.params[k]), to_host(c.params[k])) for k in a.params)
 
 
 def test_train_step_is_loss_backward_clip_update():
@@ -208,9 +211,10 @@ def test_train_step_is_loss_backward_clip_update():
     b.backward()
     assert clip_grad_norm(b.grads, 0.05) > 0.05                  # the clip really acted
     assert loss == want_loss
-    np.testing.assert_array_equal(state, want_state)
+    np.testing.assert_array_equal(to_host(state), to_host(want_state))
     for k in b.params:
-        np.testing.assert_allclose(a.params[k], b.params[k] - 0.1 * b.grads[k], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(to_host(a.params[k]), to_host(b.params[k] - 0.1 * b.grads[k]),
+                                   rtol=1e-12, atol=1e-15)
 
 
 def test_train_step_stops_before_the_update_when_the_loss_is_not_finite():
@@ -221,7 +225,7 @@ def test_train_step_stops_before_the_update_when_the_loss_is_not_finite():
     with pytest.raises(TrainingDiverged, match="training loss became"), np.errstate(invalid="ignore"):
         train_step(model, SGD(0.1), batch, model.initial_state(2), grad_clip=1.0)
     for k, v in before.items():
-        np.testing.assert_array_equal(model.params[k], v)
+        np.testing.assert_array_equal(to_host(model.params[k]), to_host(v))
 
 
 def test_evaluate_is_stateful_and_leaves_mode_alone():
@@ -242,8 +246,8 @@ def test_evaluate_is_stateful_and_leaves_mode_alone():
         rows = slice(10 * w, 10 * w + 10)
         logits, state = model.forward(x[rows], state)
         loss, _ = model.loss_from_logits(logits, y[rows])
-        total += loss * 20
-        correct += int((logits.argmax(-1) == y[rows]).sum())
+        total += float(loss) * 20
+        correct += int((to_host(logits).argmax(-1) == y[rows]).sum())
     assert scores["tokens"] == 100
     assert scores["loss"] == pytest.approx(total / 100, rel=1e-12)
     assert scores["accuracy"] == correct / 100
