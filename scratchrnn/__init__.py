@@ -19,7 +19,8 @@ The layer classes are loaded on first use, so that importing a cell module
 names of earlier versions (``scratchrnn.layers``, ``scratchrnn.cells``, ...) still import,
 with a one-line ``DeprecationWarning`` naming the new place."""
 from scratchrnn._moved import install as _install_moved_names
-from scratchrnn.core.backend import get_backend
+from scratchrnn.core import threads as _threads  # noqa: F401  before NumPy: the thread policy's
+from scratchrnn.core.backend import get_backend  # measure of the machine's load starts here
 
 __version__ = "0.1.0"
 __all__ = ["RNN", "GRU", "LSTM", "get_backend", "__version__"]

@@ -95,7 +95,9 @@ def other_load(since, until):
     return max(0.0, ticks / os.sysconf("SC_CLK_TCK") / (w1 - w0))
 
 
-_IMPORTED = (_cpu_ticks(), time.monotonic())    # a command's start-up is measured too
+_IMPORTED = (_cpu_ticks(), time.monotonic())    # a command's start-up is measured too: the
+# package imports this module first, so its imports (NumPy) and the command's reading of its
+# files fill the probe's window, and on an idle machine the probe seldom has to wait
 
 
 def probe_other_load(seconds=PROBE_S, fresh_s=10.0):
