@@ -1,6 +1,6 @@
 """A whole character-level LSTM language model on one page, to read top to bottom.
 
-    python -m scratchrnn.book.onepage --steps 300         (10 s on a shared 2-core machine)
+    python -m scratchrnn.book.onepage --steps 300         (about 5 s on two quiet CPU cores)
 text -> ids -> one-hot -> LSTM -> linear head -> softmax -> cross-entropy, then BPTT, gradient
 clipping, Adam and sampling: the library's ``scratchrnn.blocks.model.CharLM`` (one-hot input, one LSTM
 layer) written out in place, with the library's names and weight layout, so the weights load into
