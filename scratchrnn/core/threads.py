@@ -42,7 +42,8 @@ POLICY = {"train": AUTO, "eval": AUTO, "analyze": AUTO, "onepage": AUTO, "sample
 tiny (H <= 6 by default) and float64, so a second thread has nothing to share. The
 measurement behind it: benchmarks/results/threads.md."""
 
-PROBE_S = 0.2          # how long the start-up measurement of the machine's other load lasts
+PROBE_S = 0.05         # the start-up measurement of the other load: at least this long (at 100
+                       # ticks per second a busy core shows as 5 ticks; 0.2 s cost short commands 20%)
 SLACK_CORES = 0.25     # other load below this many cores counts as idle (daemons, the shell)
 RECHECK_S = 2.0        # a running training measures the other load again at most this often
 
