@@ -72,10 +72,6 @@ def rng_for(name, k):
     return np.random.default_rng([sum(map(ord, name)), k])
 
 
-def sigmoid(a):
-    return 0.5 * (np.tanh(0.5 * a) + 1.0)
-
-
 def adjoint_property(name_w, w, name_x, x, dW, dx):
     """(label, ok, detail) for ⟨dW, W⟩ = ⟨dx, x⟩: both are ⟨da, x W⟩ when dW = xᵀ da and
     dx = da Wᵀ, an identity a right answer satisfies without giving it away."""

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from scratchrnn.book.cells import gru
 from scratchrnn.book.gradcheck import numerical_gradient
-from scratchrnn.learn.exercises.base import Case, Exercise, Mistake, adjoint_property, np, rng_for, sigmoid
+from scratchrnn.book.ops import sigmoid
+from scratchrnn.learn.exercises.base import Case, Exercise, Mistake, adjoint_property, np, rng_for
 
 NAME = "gru_step"
 NAMES = ("dx", "dh_prev", "dW_x", "dW_h", "db_x", "db_h")

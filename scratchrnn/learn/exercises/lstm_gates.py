@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from scratchrnn.book.cells import lstm
 from scratchrnn.book.gradcheck import numerical_gradient
-from scratchrnn.learn.exercises.base import Case, Exercise, Mistake, np, rng_for, sigmoid
+from scratchrnn.book.ops import sigmoid
+from scratchrnn.learn.exercises.base import Case, Exercise, Mistake, np, rng_for
 
 NAME = "lstm_gates"
 GATES = ("i", "f", "g", "o")
