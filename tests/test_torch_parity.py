@@ -22,6 +22,8 @@ from scratchrnn.interop import from_torch, to_torch_state_dict
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from torch_autograd import assert_matches_torch_autograd  # noqa: E402
+
 VARIANTS = {"rnn-tanh": (nn.RNN, {"nonlinearity": "tanh"}),
             "rnn-relu": (nn.RNN, {"nonlinearity": "relu"}),
             "gru": (nn.GRU, {}), "lstm": (nn.LSTM, {})}
@@ -60,40 +62,7 @@ def test_matches_torch_autograd(backend, use_engine, engine, variant, L, batch_f
     dy = draw(B, T, H) if batch_first else draw(T, B, H)
     states0 = [draw(L, B, H) for _ in range(2 if lstm else 1)]
     dstatesT = [draw(L, B, H) for _ in range(2 if lstm else 1)]
-    pack = (lambda s: tuple(s)) if lstm else (lambda s: s[0])        # noqa: E731
-
-    # torch: autograd through the module
-    tx = torch.tensor(x, requires_grad=True)
-    ts0 = [torch.tensor(s, requires_grad=True) for s in states0]
-    ty, tsT = module(tx, pack(ts0))
-    tsT = list(tsT) if lstm else [tsT]
-    loss = (ty * torch.tensor(dy)).sum()
-    for s, d in zip(tsT, dstatesT):
-        loss = loss + (s * torch.tensor(d)).sum()
-    loss.backward()
-
-    # scratchrnn: hand-written BPTT
-    be = layer.backend
-    with use_engine(engine):
-        y, sT = layer.forward(be.asarray(x), pack([be.asarray(s) for s in states0]))
-        dx, ds0 = layer.backward(be.asarray(dy), pack([be.asarray(d) for d in dstatesT]))
-    sT, ds0 = (list(sT), list(ds0)) if lstm else ([sT], [ds0])
-
-    tol = TOL[dtype]
-    pairs = {"y": (y, ty), "dx": (dx, tx.grad)}
-    for name, ours, theirs in zip(("h", "c"), sT, tsT):
-        pairs[f"{name}T"] = (ours, theirs)
-    for name, ours, theirs in zip(("h", "c"), ds0, ts0):
-        pairs[f"d{name}0"] = (ours, theirs.grad)
-    ours_grads = to_torch_state_dict(layer, grads=True)
-    for name, p in module.named_parameters():
-        pairs[name] = (ours_grads[name], p.grad)
-    assert set(ours_grads) == {n for n, _ in module.named_parameters()}
-    errors = {name: rel_error(be.asnumpy(a), b.detach().numpy()) for name, (a, b) in pairs.items()}
-    bad = {k: v for k, v in errors.items() if not v < tol}
-    assert not bad, f"errors above {tol:g}: {bad}"
-    for name, (a, b) in pairs.items():
-        assert tuple(a.shape) == tuple(b.shape), name
+    assert_matches_torch_autograd(layer, module, x, states0, dy, dstatesT, TOL[dtype], use_engine(engine))
 
 
 # -------------------------------------------------------------------- round trips

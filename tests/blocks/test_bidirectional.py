@@ -157,6 +157,7 @@ TOL = 1e-10
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_matches_torch_bidirectional(use_engine, engine, variant, L, batch_first):
     torch = pytest.importorskip("torch")
+    from torch_autograd import assert_matches_torch_autograd
     nn = torch.nn
     seed = _seed("torch", variant, L, batch_first)
     rng = np.random.default_rng(seed)
@@ -176,35 +177,7 @@ def test_matches_torch_bidirectional(use_engine, engine, variant, L, batch_first
     dy = draw(B, T, 2 * H) if batch_first else draw(T, B, 2 * H)
     states0 = [draw(2 * L, B, H) for _ in range(2 if lstm else 1)]
     dstatesT = [draw(2 * L, B, H) for _ in range(2 if lstm else 1)]
-    pack = (lambda s: tuple(s)) if lstm else (lambda s: s[0])     # noqa: E731
-
-    tx = torch.tensor(x, requires_grad=True)
-    ts0 = [torch.tensor(s, requires_grad=True) for s in states0]
-    ty, tsT = module(tx, pack(ts0))
-    tsT = list(tsT) if lstm else [tsT]
-    loss = (ty * torch.tensor(dy)).sum()
-    for s, d in zip(tsT, dstatesT):
-        loss = loss + (s * torch.tensor(d)).sum()
-    loss.backward()
-
-    with use_engine(engine):
-        y, sT = layer.forward(x, pack(states0))
-        dx, ds0 = layer.backward(dy, pack(dstatesT))
-    sT, ds0 = (list(sT), list(ds0)) if lstm else ([sT], [ds0])
-    pairs = {"y": (y, ty), "dx": (dx, tx.grad)}
-    for name, ours, theirs in zip("hc", sT, tsT):
-        pairs[f"{name}T"] = (ours, theirs)
-    for name, ours, theirs in zip("hc", ds0, ts0):
-        pairs[f"d{name}0"] = (ours, theirs.grad)
-    grads = to_torch_state_dict(layer, grads=True)
-    assert set(grads) == {n for n, _ in module.named_parameters()}
-    for name, p in module.named_parameters():
-        pairs[name] = (grads[name], p.grad)
-    errors = {k: rel_error(np.asarray(a), b.detach().numpy()) for k, (a, b) in pairs.items()}
-    bad = {k: v for k, v in errors.items() if not v < TOL}
-    assert not bad, f"errors above {TOL:g}: {bad}"
-    for name, (a, b) in pairs.items():
-        assert tuple(np.shape(a)) == tuple(b.shape), name
+    assert_matches_torch_autograd(layer, module, x, states0, dy, dstatesT, TOL, use_engine(engine))
 
 
 @pytest.mark.parametrize("variant", ["rnn-tanh", "gru", "lstm"])
