@@ -5,7 +5,6 @@ Most cases call ``scratchrnn.cli.main`` in process (fast); the ``subprocess`` on
 the installed command for real, so the whole path -- entry point, imports, error
 printing, exit status -- is what a user sees.
 """
-import hashlib
 import os
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+from folder_state import snapshot
 from scratchrnn import cli
 from scratchrnn.core.backend import cupy_unavailable_reason
 from scratchrnn.lm.checkpoint import load_checkpoint, save_checkpoint
@@ -69,17 +69,6 @@ def assert_one_sentence_error(code, err, command, *fragments):
         assert fragment.lower() in message.lower(), f"{fragment!r} not in {message!r}"
     assert code == 2, f"exit status {code}, stderr: {err}"
     return message
-
-
-def snapshot(directory):
-    """{relative path: sha256} of every file under ``directory``."""
-    result = {}
-    for root, _, files in os.walk(directory):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                result[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
-    return result
 
 
 def train_small_run(out, capsys, *extra):

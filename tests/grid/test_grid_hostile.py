@@ -1,13 +1,13 @@
 """The grid and what is not its own: an --out that is empty, a file, or a folder of the
 user's; hand-edited results.jsonl and grid.json; a budget too small to train anything.
 Every refusal is one sentence, exit 2, and leaves every byte of the folder as it was."""
-import hashlib
 import json
 import os
 import shutil
 
 import pytest
 
+from folder_state import snapshot
 from grid_cli import TINY, results, run_grid
 from scratchrnn.cli import main
 
@@ -15,17 +15,6 @@ pytestmark = pytest.mark.bad_input("grid folder")
 
 ONE_POINT = [*TINY, "--cells", "rnn", "--layers", "1", "--sizes", "8", "--budget-steps", "10",
              "--workers", "1"]
-
-
-def snapshot(folder):
-    """{relative path: sha256} of every file under ``folder``."""
-    out = {}
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 def refused(capsys, argv, *words):
