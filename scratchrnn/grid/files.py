@@ -20,9 +20,10 @@ import os
 
 from scratchrnn.core.errors import ConfigError
 
-# what a grid creates in its folder; a folder holding only these (say, one whose grid was
-# killed before it wrote grid.json) is still the grid's own
-GRID_NAMES = ("grid.json", "grid.lock", "results.jsonl", "results.md", "results.png", "runs", "logs")
+# what a grid may have created in its folder before grid.json; a folder holding only these (one
+# whose grid was killed that early) is still the grid's own. results.* are not among them: a
+# folder of the user's own results.md is refused, not overwritten
+BEFORE_GRID_JSON = ("grid.lock", "runs", "logs")
 STATUSES = ("ok", "failed", "interrupted")
 
 
@@ -49,7 +50,7 @@ def check_out_dir(out_dir):
         raise ConfigError(f"Cannot read the grid folder {path!r} ({exc.strerror or exc}).") from None
     if "grid.json" in entries:
         return path
-    foreign = sorted(e for e in entries if e not in ("grid.lock", "runs", "logs")
+    foreign = sorted(e for e in entries if e not in BEFORE_GRID_JSON
                      and not (e.startswith(".grid.json.") and e.endswith(".tmp")))
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
